@@ -1,0 +1,5 @@
+"""`python -m cxj` runs the command line."""
+
+from cxj.cli import main
+
+main()

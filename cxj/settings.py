@@ -1,0 +1,179 @@
+"""One frozen settings object for every command: `CXJ_*` variables, `.cxj/stack.env`, flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cxj.errors import ConfigError
+
+__all__ = ["ClickHouseDSN", "Settings", "load_settings"]
+
+DEFAULT_BLOCKLIST = ("null", "undefined", "anonymous", "0", "-1", "none", "nil", "unknown", "n/a")
+
+
+@dataclass(frozen=True)
+class ClickHouseDSN:
+    """The parts of `CXJ_CLICKHOUSE_URL` (`clickhouse://user:pass@host:port/db`)."""
+
+    host: str
+    port: int
+    user: str
+    password: SecretStr
+    database: str
+
+    def __repr__(self) -> str:
+        return f"ClickHouseDSN({self.user}@{self.host}:{self.port}/{self.database})"
+
+    @classmethod
+    def parse(cls, url: str) -> ClickHouseDSN:
+        parts = urlsplit(url)
+        if parts.scheme not in ("clickhouse", "clickhouse+native"):
+            raise ConfigError(
+                "CXJ_CLICKHOUSE_URL must look like clickhouse://user:pass@host:port/db "
+                f"(scheme {parts.scheme!r} is not 'clickhouse')"
+            )
+        if not parts.hostname:
+            raise ConfigError("CXJ_CLICKHOUSE_URL has no host")
+        database = parts.path.lstrip("/") or "cx"
+        if not database.replace("_", "").isalnum():
+            raise ConfigError(f"CXJ_CLICKHOUSE_URL database {database!r} is not a plain identifier")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 9000,
+            user=unquote(parts.username or "default"),
+            password=SecretStr(unquote(parts.password or "")),
+            database=database,
+        )
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read once at the edge and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="CXJ_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path(".cxj"), description="Data, logs and pid files of the local stack")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=7)
+
+    # --- ClickHouse ------------------------------------------------------------
+    clickhouse_url: SecretStr = SecretStr("clickhouse://default:@127.0.0.1:9000/cx")
+    # Read-only user for the report and BI checks; falls back to clickhouse_url.
+    clickhouse_bi_url: SecretStr | None = None
+
+    # --- PII -------------------------------------------------------------------
+    pii_secret: SecretStr | None = None
+    default_region: str = Field(default="CN", min_length=2, max_length=2)
+
+    # --- Worker ----------------------------------------------------------------
+    app_id: str = "cx-journeys"
+    worker_web_host: str = "127.0.0.1"
+    worker_web_port: int = Field(default=6066, ge=1, le=65535)
+    ingest_batch_max: int = Field(default=4000, ge=1)
+    ingest_batch_within: float = Field(default=0.05, gt=0)
+    sink_flush_seconds: float = Field(default=1.0, gt=0)
+    sink_max_rows: int = Field(default=100_000, ge=100)
+    sink_retry_max_seconds: float = Field(default=30.0, gt=0)
+
+    # --- Rules (Contract 2) ----------------------------------------------------
+    window_days: int = Field(default=90, ge=1)
+    allowed_lateness_days: int = Field(default=30, ge=0)
+    max_identifiers: int = Field(default=50, ge=2)
+    identifier_blocklist: tuple[str, ...] = DEFAULT_BLOCKLIST
+    future_tolerance_seconds: int = Field(default=300, ge=0)
+    repeat_contact_days: int = Field(default=7, ge=1)
+    score_half_life_days: float = Field(default=30.0, gt=0)
+    signal_rules_file: Path | None = None
+    journey_browse_idle_minutes: int = Field(default=30, ge=1)
+    journey_service_idle_days: int = Field(default=7, ge=1)
+    journey_purchase_idle_days: int = Field(default=30, ge=1)
+    journey_lateness_seconds: int = Field(default=300, ge=0)
+    forward_ttl_seconds: int = Field(default=3600, ge=60)
+
+    # --- Monitoring endpoints (written to stack.env by `cxj stack up`) ------------
+    prometheus_url: str = "http://127.0.0.1:9090"
+    alertmanager_url: str = "http://127.0.0.1:9093"
+    alert_webhook_url: str | None = None
+
+    # --- Local stack ports (Contract 4 defaults) -------------------------------
+    kafka_port: int = 9092
+    clickhouse_port: int = 9000
+    clickhouse_http_port: int = 8123
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+
+    @field_validator("identifier_blocklist", mode="before")
+    @classmethod
+    def _split_blocklist(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip().lower() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def clickhouse(self) -> ClickHouseDSN:
+        return ClickHouseDSN.parse(self.clickhouse_url.get_secret_value())
+
+    @property
+    def clickhouse_bi(self) -> ClickHouseDSN:
+        url = self.clickhouse_bi_url or self.clickhouse_url
+        return ClickHouseDSN.parse(url.get_secret_value())
+
+    def require_pii_secret(self) -> bytes:
+        """The HMAC key for phone and e-mail hashes; the worker refuses to start without one."""
+        if self.pii_secret is None or len(self.pii_secret.get_secret_value()) < 16:
+            raise ConfigError(
+                "CXJ_PII_SECRET must be set to at least 16 characters "
+                "(`cxj stack up` writes one to .cxj/stack.env for the local stack)"
+            )
+        return self.pii_secret.get_secret_value().encode()
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in aiokafka/kafka-python spelling."""
+        opts: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+                raise ConfigError(
+                    "SASL needs CXJ_KAFKA_SASL_MECHANISM, CXJ_KAFKA_SASL_USERNAME "
+                    "and CXJ_KAFKA_SASL_PASSWORD"
+                )
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol.endswith("SSL"):
+            for name in ("cafile", "certfile", "keyfile"):
+                path = getattr(self, f"kafka_ssl_{name}")
+                if path is not None:
+                    opts[f"ssl_{name}"] = str(path)
+        return opts
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from flags (overrides) > environment > `<home>/stack.env` > defaults."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    home = Path(overrides.get("home") or os.environ.get("CXJ_HOME") or ".cxj")
+    env_file = home / "stack.env"
+    try:
+        return Settings(_env_file=env_file if env_file.exists() else None, **overrides)  # type: ignore[call-arg]
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
