@@ -51,9 +51,7 @@ class SignalRule(BaseModel):
     polarity: Literal[-1, 1]
     dimension: Dimension
     weight: float = Field(description="Contribution to experience_score; sign must match polarity")
-    event_types: tuple[Slug, ...] | None = Field(
-        default=None, description="None: any event type"
-    )
+    event_types: tuple[Slug, ...] | None = Field(default=None, description="None: any event type")
     any_of: tuple[tuple[Condition, ...], ...] = Field(
         default=((),), description="Disjunction of conjunctions; ((),) means always"
     )
@@ -107,7 +105,9 @@ class SignalRules(BaseModel):
         return names
 
 
-def _c(field: MetricField, op: str, value: bool | int | float | str, missing: bool = False) -> Condition:
+def _c(
+    field: MetricField, op: str, value: bool | int | float | str, missing: bool = False
+) -> Condition:
     return Condition.model_validate(
         {"field": field, "op": op, "value": value, "when_missing": missing}
     )

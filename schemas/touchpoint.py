@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, NotRequired
 
 from pydantic import (
     ConfigDict,
@@ -14,7 +14,7 @@ from pydantic import (
     TypeAdapter,
     with_config,
 )
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 __all__ = [
     "CHANNELS",
@@ -63,7 +63,14 @@ EVENT_TYPES_V1: Final = frozenset(
 EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{1,63}$"
 
 # Identity fields in the order that picks a touchpoint's "first identifier" (Contract 2).
-IDENTITY_FIELDS: Final = ("customer_id", "anonymous_id", "device_id", "phone", "email", "wechat_openid")
+IDENTITY_FIELDS: Final = (
+    "customer_id",
+    "anonymous_id",
+    "device_id",
+    "phone",
+    "email",
+    "wechat_openid",
+)
 
 Id = Annotated[str, StringConstraints(max_length=128)]
 # RFC 3339 with a mandatory offset; the ingest stage parses it with datetime.fromisoformat.
@@ -165,4 +172,3 @@ class TouchpointBatch(TypedDict):
 
 # One validation call per batch (issue #4): errors carry the index of the failing element.
 touchpoints_adapter: Final[TypeAdapter[list[Touchpoint]]] = TypeAdapter(list[Touchpoint])
-

@@ -1,0 +1,173 @@
+"""ClickHouse rows (Contract 3): one NamedTuple per table, fields in column order.
+
+Times are whole seconds since the epoch (UTC): clickhouse-driver inserts ints into DateTime
+columns three times faster than datetime objects.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "ROWS_BY_TABLE",
+    "AlertRow",
+    "CustomerRow",
+    "DeadLetterRow",
+    "IdentityConflictRow",
+    "IdentityLinkRow",
+    "IdentityOverrideRow",
+    "JourneyRow",
+    "SignalRow",
+    "TouchpointRow",
+]
+
+
+class TouchpointRow(NamedTuple):
+    event_id: str
+    customer_key: str  # stitched at ingest; touchpoints_resolved gives today's key
+    channel: str
+    event_type: str
+    occurred_at: int
+    occurred_ms: int
+    received_at: int
+    source: str
+    experience_key: str
+    journey_id: str
+    signals: list[str]
+    customer_id: str
+    anonymous_id: str
+    device_id: str
+    phone_hash: str
+    email_hash: str
+    wechat_openid: str
+    order_id: str
+    case_id: str
+    contact_id: str
+    session_id: str
+    agent_id: str
+    store_id: str
+    wait_seconds: float | None
+    transfers: int | None
+    handled_by: str
+    resolved: int | None
+    csat: int | None
+    nps: int | None
+    ces: int | None
+    rating: int | None
+    sentiment: float | None
+    amount: float | None
+    currency: str
+    attributes: str  # JSON object
+    schema_version: int
+
+
+class SignalRow(NamedTuple):
+    event_id: str
+    customer_key: str
+    experience_key: str
+    signal: str
+    polarity: int
+    dimension: str
+    channel: str
+    event_type: str
+    occurred_at: int
+    journey_id: str
+
+
+class CustomerRow(NamedTuple):
+    customer_key: str
+    dissatisfied_90d: int
+    satisfied_90d: int
+    experience_score: float
+    churn_risk: str
+    last_event_at: int
+    version: int
+    lifetime_value: float
+    experiences: int
+    open_journeys: int
+    merged_into: str
+    updated_at: int
+
+
+class AlertRow(NamedTuple):
+    alert_id: str
+    customer_key: str
+    level: str
+    previous_level: str
+    dissatisfied_90d: int
+    experience_keys: list[str]
+    signals: list[str]
+    dimensions: list[str]
+    triggered_at: int
+    lifetime_value: float
+    emitted_at: int
+
+
+class JourneyRow(NamedTuple):
+    journey_id: str
+    customer_key: str
+    journey_type: str
+    status: str
+    started_at: int
+    ended_at: int | None
+    last_event_at: int
+    touchpoints: int
+    channels: list[str]
+    dissatisfying: int
+    merged_into: str
+    version: int
+    updated_at: int
+
+
+class IdentityLinkRow(NamedTuple):
+    identifier: str
+    identifier_type: str
+    customer_key: str
+    previous_key: str
+    linked_at: int
+    event_id: str
+    version: int
+
+
+class IdentityOverrideRow(NamedTuple):
+    stitched_key: str
+    customer_key: str
+    merged_at: int
+    version: int
+
+
+class IdentityConflictRow(NamedTuple):
+    identifier: str
+    existing_key: str
+    claimed_key: str
+    reason: str
+    event_id: str
+    occurred_at: int
+    detected_at: int
+
+
+class DeadLetterRow(NamedTuple):
+    received_at: int
+    topic: str
+    partition: int
+    offset: int
+    idx: int
+    reason: str
+    detail: str
+    raw: str
+    event_id: str
+    source: str
+    channel: str
+
+
+ROWS_BY_TABLE: dict[str, type[NamedTuple]] = {
+    "touchpoints": TouchpointRow,
+    "experience_signals": SignalRow,
+    "customer_experience": CustomerRow,
+    "churn_alerts": AlertRow,
+    "journeys": JourneyRow,
+    "identity_links": IdentityLinkRow,
+    "identity_overrides": IdentityOverrideRow,
+    "identity_conflicts": IdentityConflictRow,
+    "dead_letters": DeadLetterRow,
+}

@@ -1,0 +1,168 @@
+"""Compact msgpack encodings: customer state, forwards, and stage-to-stage record batches."""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any, Final, NamedTuple
+
+import msgpack
+
+from schemas.records import LinkClaim, TouchpointRecord
+from streams.customer import Contact, CustomerState, Experience
+from streams.journeys import JOURNEY_TYPES, Journey
+
+__all__ = [
+    "Forward",
+    "Item",
+    "decode_entry",
+    "decode_items",
+    "decode_state",
+    "encode_forward",
+    "encode_items",
+    "encode_state",
+]
+
+_STATE: Final = 1
+_FORWARD: Final = 0
+_STATUS: Final = ("", "open", "completed", "abandoned")
+_JTYPE: Final = {t: i for i, t in enumerate(JOURNEY_TYPES)}
+
+
+class Forward(NamedTuple):
+    """This key was merged into `target`; messages still routed here are passed on."""
+
+    target: str
+    created_ms: int
+
+
+def _hashes(events: set[int]) -> bytes:
+    return array("Q", sorted(events)).tobytes()
+
+
+def encode_state(s: CustomerState) -> bytes:
+    exps = []
+    for k, e in s.exps.items():
+        exps += (k, e.first_neg, e.first_pos, e.mask, e.last)
+    journeys = [
+        (
+            j.jid,
+            _JTYPE[j.jtype],
+            j.started,
+            j.last,
+            j.terminal,
+            j.channels,
+            j.dissatisfying,
+            _STATUS.index(j.emitted),
+            _hashes(j.events),
+        )
+        for j in s.journeys.values()
+    ]
+    contacts = [
+        (c.anchor, c.at, c.ref, c.experience_key, c.event_id, c.channel, c.journey_id, c.flagged)
+        for c in s.contacts
+    ]
+    orders = [x for item in s.orders.items() for x in item]
+    doc = (
+        _STATE,
+        s.key,
+        s.version,
+        s.latest,
+        s.horizon,
+        exps,
+        journeys,
+        orders,
+        contacts,
+        s.alerted,
+        s.aliases,
+    )
+    return msgpack.packb(doc, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode_forward(target: str, created_ms: int) -> bytes:
+    return msgpack.packb((_FORWARD, target, created_ms), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _state(doc: list[Any]) -> CustomerState:
+    _, key, version, latest, horizon, exps, journeys, orders, contacts, alerted, aliases = doc
+    state = CustomerState(key, version, latest, horizon)
+    for i in range(0, len(exps), 5):
+        state.exps[exps[i]] = Experience(exps[i + 1], exps[i + 2], exps[i + 3], exps[i + 4])
+    for jid, jt, started, last, terminal, channels, dissat, emitted, events in journeys:
+        state.journeys[jid] = Journey(
+            jid,
+            JOURNEY_TYPES[jt],
+            started,
+            last,
+            terminal,
+            channels,
+            dissat,
+            set(array("Q", events)),
+            _STATUS[emitted],
+        )
+    for i in range(0, len(orders), 2):
+        state.orders[orders[i]] = orders[i + 1]
+    state.contacts = [Contact(*c) for c in contacts]
+    state.alerted = list(alerted)
+    state.aliases = list(aliases)
+    return state
+
+
+def decode_entry(data: bytes) -> CustomerState | Forward:
+    doc = msgpack.unpackb(data, raw=False, use_list=True)
+    if doc[0] == _FORWARD:
+        return Forward(doc[1], doc[2])
+    return _state(doc)
+
+
+def decode_state(data: bytes) -> CustomerState:
+    entry = decode_entry(data)
+    if isinstance(entry, Forward):
+        raise ValueError("entry is a forward, not a state")
+    return entry
+
+
+# --- the internal stitch topic: one message carries many items for one partition ------------
+
+
+class Item(NamedTuple):
+    """One unit of work for a customer partition.
+
+    kind "tp": a touchpoint (`record`) for `key`; "merge": move `key`'s state to `target`;
+    "state": a moved state (`blob`) arriving for `key`, sent from `target` (its old key).
+    """
+
+    kind: str
+    key: str
+    record: TouchpointRecord | None = None
+    target: str = ""
+    blob: bytes = b""
+
+
+def encode_items(items: list[Item]) -> bytes:
+    out = []
+    for it in items:
+        if it.kind == "tp":
+            out.append(("tp", it.record))
+        else:
+            out.append((it.kind, it.key, it.target, it.blob))
+    return msgpack.packb(out, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_items(data: bytes) -> list[Item]:
+    items = []
+    make = TouchpointRecord._make
+    for doc in msgpack.unpackb(data, raw=False, use_list=True):
+        if doc[0] == "tp":
+            rec = make(doc[1])
+            items.append(Item("tp", rec.key, rec))
+        else:
+            items.append(Item(doc[0], doc[1], None, doc[2], doc[3]))
+    return items
+
+
+def encode_claims(claims: list[LinkClaim]) -> bytes:
+    return msgpack.packb(claims, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_claims(data: bytes) -> list[LinkClaim]:
+    return [LinkClaim._make(c) for c in msgpack.unpackb(data, raw=False, use_list=True)]

@@ -1,0 +1,430 @@
+"""Stage 2, pure: apply a partition's items to customer state and collect every output."""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+
+from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
+from schemas.rows import (
+    CustomerRow,
+    IdentityOverrideRow,
+    JourneyRow,
+    SignalRow,
+    TouchpointRow,
+)
+from streams.codec import Forward, Item, decode_entry, encode_forward, encode_state
+from streams.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
+from streams.journeys import Journey, channel_names
+
+__all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "touchpoint_row"]
+
+ALERT_NAMESPACE: Final = uuid.UUID("6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")
+
+
+@dataclass(slots=True)
+class Output:
+    """Everything one call produced: rows by table, items to re-route, alerts, changed keys."""
+
+    rows: dict[str, list[tuple[object, ...]]] = field(default_factory=dict)
+    forward: list[Item] = field(default_factory=list)
+    alerts: list[ChurnAlert] = field(default_factory=list)
+    changed: dict[str, bytes | None] = field(default_factory=dict)
+    duplicates: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    journeys_opened: Counter[str] = field(default_factory=Counter)
+    journeys_closed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    journey_seconds: list[tuple[str, float]] = field(default_factory=list)
+    merges: int = 0
+
+    def add(self, table: str, row: tuple[object, ...]) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+def _opt(value: str | None) -> str:
+    return value or ""
+
+
+def touchpoint_row(
+    rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]
+) -> TouchpointRow:
+    """The `touchpoints` row: stitched key, experience, journey, signals, hashed identifiers."""
+    ids = dict(i.split(":", 1) for i in rec.identifiers)
+    return TouchpointRow(
+        rec.event_id,
+        key,
+        rec.channel,
+        rec.event_type,
+        rec.occurred_ms // 1000,
+        rec.occurred_ms,
+        rec.received_ms // 1000,
+        rec.source,
+        applied.experience_key if applied else "",
+        applied.journey_id if applied else "",
+        signals,
+        _opt(rec.customer_id),
+        ids.get("anon", ""),
+        ids.get("device", ""),
+        ids.get("phone", ""),
+        ids.get("email", ""),
+        ids.get("wechat", ""),
+        _opt(rec.order_id),
+        _opt(rec.case_id),
+        _opt(rec.contact_id),
+        _opt(rec.session_id),
+        _opt(rec.agent_id),
+        _opt(rec.store_id),
+        rec.wait_seconds,
+        rec.transfers,
+        _opt(rec.handled_by),
+        None if rec.resolved is None else int(rec.resolved),
+        rec.csat,
+        rec.nps,
+        rec.ces,
+        rec.rating,
+        rec.sentiment,
+        rec.amount,
+        _opt(rec.currency),
+        orjson.dumps(rec.attributes).decode() if rec.attributes else "{}",
+        1,
+    )
+
+
+class PartitionState:
+    """The customers of one stitch partition: serialized entries plus a due-journey index."""
+
+    def __init__(self, partition: int, policy: Policy, forward_ttl_ms: int = 3_600_000) -> None:
+        self.partition = partition
+        self.policy = policy
+        self.forward_ttl_ms = forward_ttl_ms
+        self.data: dict[str, bytes] = {}
+        self.max_event_ms = 0
+        self._due: list[tuple[int, str]] = []  # (deadline, key) heap of open journeys
+        self._scheduled: dict[str, int] = {}
+        self._forwards: dict[str, int] = {}  # key -> created_ms, for expiry
+
+    # --- loading (recovery) -------------------------------------------------------------
+
+    def restore(self, entries: Iterable[tuple[str, bytes | None]]) -> None:
+        """Rebuild from the changelog (last value per key wins) and re-index due journeys."""
+        for key, value in entries:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+        for key, value in self.data.items():
+            entry = decode_entry(value)
+            if isinstance(entry, Forward):
+                self._forwards[key] = entry.created_ms
+            else:
+                self.max_event_ms = max(self.max_event_ms, entry.latest)
+                self._schedule(entry)
+
+    def _schedule(self, state: CustomerState) -> None:
+        timeouts = self.policy.journeys.timeouts
+        deadline = min(
+            (
+                j.last + timeouts[j.jtype]
+                for j in state.journeys.values()
+                if not j.terminal and j.emitted == "open"
+            ),
+            default=None,
+        )
+        if deadline is None:
+            return
+        current = self._scheduled.get(state.key)
+        if current is None or deadline < current:
+            self._scheduled[state.key] = deadline
+            heapq.heappush(self._due, (deadline, state.key))
+
+    # --- processing -------------------------------------------------------------------------
+
+    def process(self, items: Iterable[Item], now_ms: int, watermark: int) -> Output:
+        """Apply items in partition order; every state touched is written back once."""
+        out = Output()
+        touched: dict[str, CustomerState] = {}
+        for item in items:
+            entry: CustomerState | Forward | None = touched.get(item.key) or self._load(item.key)
+            if isinstance(entry, Forward):
+                self._pass_on(item, entry, now_ms, out)
+                continue
+            if item.kind == "merge":
+                if item.target != item.key:
+                    if entry is not None:
+                        touched.pop(item.key, None)
+                        self._move_out(entry, item.target, now_ms, out)
+                    self._store_forward(item.key, item.target, now_ms, out)
+                continue
+            if entry is None:
+                entry = CustomerState(item.key)
+            if item.key not in touched:
+                # One version per batch: every row written for this key below carries it.
+                entry.version = max(entry.version + 1, now_ms)
+                touched[item.key] = entry
+            if item.kind == "tp":
+                assert item.record is not None
+                self._apply(entry, item.record, out)
+            elif item.kind == "state":
+                moved = decode_entry(item.blob)
+                if isinstance(moved, CustomerState):
+                    retro, retired = entry.absorb(moved, self.policy)
+                    self._retro_rows(entry.key, retro, out)
+                    self._retired_rows(entry, retired, now_ms, out)
+        for state in touched.values():
+            self._finish(state, now_ms, watermark, out)
+        return out
+
+    def _pass_on(self, item: Item, forward: Forward, now_ms: int, out: Output) -> None:
+        """A key merged away: route its traffic to where its state went."""
+        if item.kind == "merge":
+            if item.target not in (forward.target, item.key):
+                self._store_forward(item.key, item.target, now_ms, out)
+            return
+        record = item.record._replace(key=forward.target) if item.record is not None else None
+        out.forward.append(item._replace(key=forward.target, record=record))
+
+    def _apply(self, state: CustomerState, rec: TouchpointRecord, out: Output) -> None:
+        if rec.occurred_ms > self.max_event_ms:
+            self.max_event_ms = rec.occurred_ms
+        applied = state.apply(
+            rec, self.policy.classifier.classify(rec), event_hash(rec.event_id), self.policy
+        )
+        if applied is None:
+            out.duplicates += 1
+            return
+        key = state.key
+        out.add("touchpoints", touchpoint_row(rec, key, applied, [s.name for s in applied.signals]))
+        for s in applied.signals:
+            out.signals[s.name] += 1
+            out.add(
+                "experience_signals",
+                SignalRow(
+                    rec.event_id,
+                    key,
+                    applied.experience_key,
+                    s.name,
+                    s.polarity,
+                    s.dimension,
+                    rec.channel,
+                    rec.event_type,
+                    rec.occurred_ms // 1000,
+                    applied.journey_id,
+                ),
+            )
+        if applied.opened:
+            out.journeys_opened[applied.opened] += 1
+        self._retro_rows(key, applied.retro, out)
+        self._retired_rows(state, applied.retired, rec.occurred_ms, out)
+
+    def _load(self, key: str) -> CustomerState | Forward | None:
+        data = self.data.get(key)
+        return decode_entry(data) if data is not None else None
+
+    def _store_forward(self, key: str, target: str, now_ms: int, out: Output) -> None:
+        value = encode_forward(target, now_ms)
+        self.data[key] = value
+        self._forwards[key] = now_ms
+        self._scheduled.pop(key, None)
+        out.changed[key] = value
+
+    def _retro_rows(self, key: str, retro: list[RetroSignal], out: Output) -> None:
+        for r in retro:
+            out.signals[r.signal.name] += 1
+            out.add(
+                "experience_signals",
+                SignalRow(
+                    r.event_id,
+                    key,
+                    r.experience_key,
+                    r.signal.name,
+                    r.signal.polarity,
+                    r.signal.dimension,
+                    r.channel,
+                    "contact_started",
+                    r.occurred_ms // 1000,
+                    "",
+                ),
+            )
+
+    def _retired_rows(
+        self, state: CustomerState, retired: list[Journey], now_ms: int, out: Output
+    ) -> None:
+        # A browse session fused into an earlier one keeps a row with zero touchpoints and a
+        # pointer, so `journeys FINAL WHERE merged_into = ''` counts each session once.
+        for journey in retired:
+            into = next((j.jid for j in state.journeys.values() if j.events >= journey.events), "")
+            out.add(
+                "journeys",
+                JourneyRow(
+                    journey.jid,
+                    state.key,
+                    journey.jtype,
+                    "abandoned",
+                    journey.started // 1000,
+                    journey.last // 1000,
+                    journey.last // 1000,
+                    0,
+                    [],
+                    0,
+                    into or "merged",
+                    state.version,
+                    now_ms // 1000,
+                ),
+            )
+
+    def _move_out(self, state: CustomerState, target: str, now_ms: int, out: Output) -> None:
+        """Send this key's state to the key it was linked to; leave a zeroed row behind."""
+        out.forward.append(Item("state", target, None, state.key, encode_state(state)))
+        version = max(state.version + 1, now_ms)
+        out.add(
+            "customer_experience",
+            CustomerRow(
+                state.key,
+                0,
+                0,
+                0.0,
+                "none",
+                state.latest // 1000,
+                version,
+                0.0,
+                0,
+                0,
+                target,
+                now_ms // 1000,
+            ),
+        )
+        for old in (state.key, *state.aliases):
+            out.add("identity_overrides", IdentityOverrideRow(old, target, now_ms // 1000, version))
+        out.merges += 1
+
+    def _finish(self, state: CustomerState, now_ms: int, watermark: int, out: Output) -> None:
+        policy = self.policy
+        for journey in state.prune(policy, watermark):
+            self._journey_row(state, journey, watermark, now_ms, out)
+        lifetime = state.lifetime_value()
+        for instant, before, keys, mask in state.new_crossings(policy):
+            out.alerts.append(self._alert(state, instant, before, keys, mask, lifetime, now_ms))
+        counters = state.counters(policy)
+        open_journeys = 0
+        for journey in state.journeys.values():
+            open_journeys += self._journey_row(state, journey, watermark, now_ms, out) == "open"
+        out.add(
+            "customer_experience",
+            CustomerRow(
+                state.key,
+                counters.dissatisfied,
+                counters.satisfied,
+                counters.score,
+                counters.level,
+                state.latest // 1000,
+                state.version,
+                lifetime,
+                len(state.exps),
+                open_journeys,
+                "",
+                now_ms // 1000,
+            ),
+        )
+        self._schedule(state)
+        value = encode_state(state)
+        self.data[state.key] = value
+        out.changed[state.key] = value
+
+    def _journey_row(
+        self, state: CustomerState, journey: Journey, watermark: int, now_ms: int, out: Output
+    ) -> str:
+        """Write the journey when its status or content changed; returns its status."""
+        status = journey.status(watermark, self.policy.journeys)
+        if journey.emitted == status:
+            return status
+        ended_at = journey.ended_at(status)
+        if status != "open" and journey.emitted in ("", "open"):
+            out.journeys_closed[(journey.jtype, status)] += 1
+            out.journey_seconds.append(
+                (journey.jtype, ((ended_at or journey.last) - journey.started) / 1000)
+            )
+        journey.emitted = status
+        out.add(
+            "journeys",
+            JourneyRow(
+                journey.jid,
+                state.key,
+                journey.jtype,
+                status,
+                journey.started // 1000,
+                None if ended_at is None else ended_at // 1000,
+                journey.last // 1000,
+                len(journey.events),
+                channel_names(journey.channels),
+                int(journey.dissatisfying),
+                "",
+                state.version,
+                now_ms // 1000,
+            ),
+        )
+        return status
+
+    def _alert(
+        self,
+        state: CustomerState,
+        instant: int,
+        before: int,
+        keys: list[str],
+        mask: int,
+        lifetime: float,
+        now_ms: int,
+    ) -> ChurnAlert:
+        classifier = self.policy.classifier
+        names = classifier.names(mask)
+        return ChurnAlert(
+            alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{state.key}|{instant}")),
+            customer_key=state.key,
+            level="high",
+            previous_level=RISK_LEVELS[before],
+            dissatisfied_90d=len(keys),
+            experience_keys=keys,
+            signals=sorted(names),
+            dimensions=sorted({classifier.by_name[n].dimension for n in names}),
+            triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
+            lifetime_value=lifetime,
+            emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
+        )
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def expire(self, now_ms: int, watermark: int) -> Output:
+        """Close journeys whose idle timeout passed and drop forwards older than their TTL."""
+        out = Output()
+        due = self._due
+        while due and due[0][0] <= watermark:
+            deadline, key = heapq.heappop(due)
+            if self._scheduled.get(key) != deadline:
+                continue
+            del self._scheduled[key]
+            entry = self._load(key)
+            if not isinstance(entry, CustomerState):
+                continue
+            changed = False
+            for journey in entry.journeys.values():
+                if journey.emitted != journey.status(watermark, self.policy.journeys):
+                    entry.version = max(entry.version + 1, now_ms)
+                    self._journey_row(entry, journey, watermark, now_ms, out)
+                    changed = True
+            self._schedule(entry)
+            if changed:
+                value = encode_state(entry)
+                self.data[key] = value
+                out.changed[key] = value
+        for key, created in list(self._forwards.items()):
+            if created + self.forward_ttl_ms < now_ms:
+                del self._forwards[key]
+                self.data.pop(key, None)
+                out.changed[key] = None
+        return out
