@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_rebalance_timeout: float = Field(default=3.0, gt=0)
+    kafka_max_poll_interval: float = Field(default=120.0, gt=0)
     topic_partitions: int = Field(default=8, ge=1, le=1024)
     topic_replication: int = Field(default=1, ge=1, le=7)
 
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
     journey_service_idle_days: int = Field(default=7, ge=1)
     journey_purchase_idle_days: int = Field(default=30, ge=1)
     journey_lateness_seconds: int = Field(default=300, ge=0)
+    journey_retention_days: int = Field(default=7, ge=1)
     forward_ttl_seconds: int = Field(default=3600, ge=60)
 
     # --- Monitoring endpoints (written to stack.env by `cxj stack up`) ------------
@@ -154,8 +157,7 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL"):
             if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
                 raise ConfigError(
-                    "SASL needs CXJ_KAFKA_SASL_MECHANISM, CXJ_KAFKA_SASL_USERNAME "
-                    "and CXJ_KAFKA_SASL_PASSWORD"
+                    "SASL needs CXJ_KAFKA_SASL_MECHANISM, CXJ_KAFKA_SASL_USERNAME and CXJ_KAFKA_SASL_PASSWORD"
                 )
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism
             opts["sasl_plain_username"] = self.kafka_sasl_username

@@ -142,9 +142,7 @@ class CustomerState:
     def seen(self, ehash: int) -> bool:
         return any(ehash in j.events for j in self.journeys.values())
 
-    def apply(
-        self, rec: TouchpointRecord, hits: list[Signal], ehash: int, policy: Policy
-    ) -> Applied | None:
+    def apply(self, rec: TouchpointRecord, hits: list[Signal], ehash: int, policy: Policy) -> Applied | None:
         """Apply one touchpoint; None when its event id was already applied (a duplicate)."""
         if self.seen(ehash):
             return None
@@ -174,11 +172,7 @@ class CustomerState:
         retro: list[RetroSignal] = []
         if rc is not None and rec.event_type == policy.classifier.rules.repeat_contact.event_type:  # type: ignore[union-attr]
             anchor_id = (
-                f"case:{rec.case_id}"
-                if rec.case_id
-                else f"order:{rec.order_id}"
-                if rec.order_id
-                else ""
+                f"case:{rec.case_id}" if rec.case_id else f"order:{rec.order_id}" if rec.order_id else ""
             )
             if anchor_id:
                 self.contacts.append(
@@ -224,9 +218,7 @@ class CustomerState:
 
     # --- merging another key into this one ------------------------------------------------
 
-    def absorb(
-        self, other: CustomerState, policy: Policy
-    ) -> tuple[list[RetroSignal], list[Journey]]:
+    def absorb(self, other: CustomerState, policy: Policy) -> tuple[list[RetroSignal], list[Journey]]:
         """Take over everything known under another key (an anonymous key linked to us)."""
         self.latest = max(self.latest, other.latest)
         self.horizon = max(self.horizon, other.horizon)
@@ -272,9 +264,7 @@ class CustomerState:
             while mask:
                 low = mask & -mask
                 signal = signals[low.bit_length() - 1]
-                contributions.append(
-                    (exp.first_neg if signal.polarity < 0 else exp.first_pos, signal.weight)
-                )
+                contributions.append((exp.first_neg if signal.polarity < 0 else exp.first_pos, signal.weight))
                 mask ^= low
         score = experience_score(contributions, t, window, policy.half_life)
         return Counters(dissatisfied, satisfied, score, churn_level(dissatisfied))
@@ -290,15 +280,11 @@ class CustomerState:
         negatives = {k: e for k, e in self.exps.items() if e.first_neg}
         found = []
         window = policy.window
-        for instant, before in crossings(
-            (e.first_neg for e in negatives.values()), window, self.horizon
-        ):
+        for instant, before in crossings((e.first_neg for e in negatives.values()), window, self.horizon):
             if instant in self.alerted:
                 continue
             self.alerted.append(instant)
-            keys = sorted(
-                k for k, e in negatives.items() if in_window(e.first_neg, instant, window)
-            )
+            keys = sorted(k for k, e in negatives.items() if in_window(e.first_neg, instant, window))
             mask = 0
             for k in keys:
                 mask |= negatives[k].mask & policy.classifier.negative_mask

@@ -115,22 +115,16 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
     except orjson.JSONDecodeError as exc:
         return reject(RejectReason.INVALID_JSON, f"not UTF-8 JSON: {exc}")
     if not isinstance(doc, dict):
-        return reject(
-            RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(doc)}"
-        )
+        return reject(RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(doc)}")
     if "events" in doc and "event_id" not in doc:
         events = doc["events"]
         if len(doc) != 1:
             extra = sorted(k for k in doc if k != "events")[:5]
-            return reject(
-                RejectReason.INVALID_FIELD, f"batch envelope allows only 'events', got {extra}"
-            )
+            return reject(RejectReason.INVALID_FIELD, f"batch envelope allows only 'events', got {extra}")
         if not isinstance(events, list) or not events:
             return reject(RejectReason.INVALID_FIELD, "events: must be a non-empty array")
         if len(events) > MAX_BATCH_EVENTS:
-            return reject(
-                RejectReason.TOO_LARGE, f"batch of {len(events)} touchpoints; at most 1000"
-            )
+            return reject(RejectReason.TOO_LARGE, f"batch of {len(events)} touchpoints; at most 1000")
         candidates = []
         for i, event in enumerate(events):
             # Only a batch over 64 KiB can hold a touchpoint over 64 KiB: skip the re-encode.
@@ -150,9 +144,7 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
             candidates.append(_Candidate(event, msg, i))
         return candidates
     if len(raw) > MAX_EVENT_BYTES:
-        return reject(
-            RejectReason.TOO_LARGE, f"touchpoint is {len(raw)} bytes; at most 64 KiB", doc
-        )
+        return reject(RejectReason.TOO_LARGE, f"touchpoint is {len(raw)} bytes; at most 64 KiB", doc)
     return [_Candidate(doc, msg, -1)]
 
 
@@ -165,9 +157,7 @@ def _kind(value: Any) -> str:
 def _precheck(event: Any, blocklist: frozenset[str]) -> None:
     """The specific reasons, checked before generic validation so they win over invalid_field."""
     if not isinstance(event, dict):
-        raise _Rejected(
-            RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(event)}"
-        )
+        raise _Rejected(RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(event)}")
     version = event.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version != 1:
         raise _Rejected(
@@ -182,9 +172,7 @@ def _precheck(event: Any, blocklist: frozenset[str]) -> None:
         )
     identity = event.get("identity")
     if identity is None or identity == {}:
-        raise _Rejected(
-            RejectReason.MISSING_IDENTITY, "identity: at least one identifier is required"
-        )
+        raise _Rejected(RejectReason.MISSING_IDENTITY, "identity: at least one identifier is required")
     if isinstance(identity, dict):
         values = [identity.get(f) for f in IDENTITY_FIELDS]
         if all(v is None or (isinstance(v, str) and is_junk(v, blocklist)) for v in values):
@@ -207,15 +195,11 @@ def _ms(text: str) -> int:
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise _Rejected(
-            RejectReason.INVALID_FIELD, "occurred_at: not a valid date and time"
-        ) from exc
+        raise _Rejected(RejectReason.INVALID_FIELD, "occurred_at: not a valid date and time") from exc
     return int(when.timestamp()) * 1000 + when.microsecond // 1000
 
 
-def _record(
-    event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: int
-) -> TouchpointRecord:
+def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: int) -> TouchpointRecord:
     occurred_ms = _ms(event["occurred_at"])
     if occurred_ms > now_ms + cfg.future_tolerance_ms:
         ahead = (occurred_ms - now_ms) / 1000

@@ -94,9 +94,7 @@ def anchor(rec: TouchpointRecord) -> tuple[str, str] | None:
 
 
 def _is_terminal(rec: TouchpointRecord) -> bool:
-    return rec.event_type in _TERMINAL or (
-        rec.event_type == "contact_ended" and rec.resolved is True
-    )
+    return rec.event_type in _TERMINAL or (rec.event_type == "contact_ended" and rec.resolved is True)
 
 
 def assign(
@@ -118,11 +116,7 @@ def assign(
             journey = journeys[jid] = Journey(jid, jtype, t, t)
     else:
         gap = policy.browse_gap
-        near = [
-            j
-            for j in journeys.values()
-            if j.jtype == "browse" and j.started - gap < t < j.last + gap
-        ]
+        near = [j for j in journeys.values() if j.jtype == "browse" and j.started - gap < t < j.last + gap]
         if not near:
             jid = f"browse:{rec.event_id}"
             journey = journeys[jid] = Journey(jid, "browse", t, t)
@@ -153,9 +147,7 @@ def merge_journeys(
             mine[journey.jid] = journey
         else:
             existing.absorb(journey)
-    browse = sorted(
-        (j for j in mine.values() if j.jtype == "browse"), key=lambda j: (j.started, j.jid)
-    )
+    browse = sorted((j for j in mine.values() if j.jtype == "browse"), key=lambda j: (j.started, j.jid))
     retired = []
     current: Journey | None = None
     for journey in browse:

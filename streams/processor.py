@@ -253,9 +253,7 @@ class PartitionState:
                 ),
             )
 
-    def _retired_rows(
-        self, state: CustomerState, retired: list[Journey], now_ms: int, out: Output
-    ) -> None:
+    def _retired_rows(self, state: CustomerState, retired: list[Journey], now_ms: int, out: Output) -> None:
         # A browse session fused into an earlier one keeps a row with zero touchpoints and a
         # pointer, so `journeys FINAL WHERE merged_into = ''` counts each session once.
         for journey in retired:
@@ -347,9 +345,7 @@ class PartitionState:
         ended_at = journey.ended_at(status)
         if status != "open" and journey.emitted in ("", "open"):
             out.journeys_closed[(journey.jtype, status)] += 1
-            out.journey_seconds.append(
-                (journey.jtype, ((ended_at or journey.last) - journey.started) / 1000)
-            )
+            out.journey_seconds.append((journey.jtype, ((ended_at or journey.last) - journey.started) / 1000))
         journey.emitted = status
         out.add(
             "journeys",

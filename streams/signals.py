@@ -60,15 +60,12 @@ class Classifier:
         self.rules = rules
         fields = TouchpointRecord._fields
         self.signals: tuple[Signal, ...] = tuple(
-            Signal(bit, r.signal, r.polarity, r.dimension, r.weight)
-            for bit, r in enumerate(rules.rules)
+            Signal(bit, r.signal, r.polarity, r.dimension, r.weight) for bit, r in enumerate(rules.rules)
         )
         self.repeat_contact: Signal | None = None
         if rules.repeat_contact is not None:
             rc = rules.repeat_contact
-            self.repeat_contact = Signal(
-                len(self.signals), rc.signal, rc.polarity, rc.dimension, rc.weight
-            )
+            self.repeat_contact = Signal(len(self.signals), rc.signal, rc.polarity, rc.dimension, rc.weight)
             self.signals += (self.repeat_contact,)
         self.by_name = {s.name: s for s in self.signals}
         self.negative_mask = sum(1 << s.bit for s in self.signals if s.polarity < 0)

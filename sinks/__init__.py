@@ -1,0 +1,1 @@
+"""ClickHouse: schema migrations, columnar writers and the reads behind the report."""

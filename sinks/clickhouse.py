@@ -1,0 +1,78 @@
+"""ClickHouse access: one client wrapper that translates driver errors at the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as ch_errors
+
+from cxj.errors import SinkError, SinkUnavailable
+from cxj.settings import ClickHouseDSN
+
+__all__ = ["ClickHouse", "to_columns"]
+
+# Codes that mean "not now" rather than "never": too many parts, memory, timeouts, shutdown.
+_RETRYABLE_CODES: Final = frozenset({159, 160, 164, 202, 209, 210, 241, 242, 252, 319, 425})
+
+
+def to_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to columns for a columnar insert (pure)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+class ClickHouse:
+    """A native-protocol connection to one database; reconnects on the next call after a failure."""
+
+    def __init__(
+        self, dsn: ClickHouseDSN, *, connect_timeout: float = 5.0, send_timeout: float = 60.0
+    ) -> None:
+        self.dsn = dsn
+        self._client = Client(
+            host=dsn.host,
+            port=dsn.port,
+            user=dsn.user,
+            password=dsn.password.get_secret_value(),
+            database="default",
+            connect_timeout=connect_timeout,
+            send_receive_timeout=send_timeout,
+        )
+
+    @property
+    def database(self) -> str:
+        return self.dsn.database
+
+    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
+        """Run one statement; SinkUnavailable when the server is unreachable or busy."""
+        try:
+            return self._client.execute(sql, params, **kwargs)
+        except (TimeoutError, ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
+            self._client.disconnect()
+            raise SinkUnavailable(
+                f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}"
+            ) from exc
+        except ch_errors.ServerException as exc:
+            if exc.code in _RETRYABLE_CODES:
+                raise SinkUnavailable(f"ClickHouse busy (code {exc.code}): {exc.message}") from exc
+            raise SinkError(f"ClickHouse rejected the statement (code {exc.code}): {exc.message}") from exc
+        except ch_errors.Error as exc:
+            self._client.disconnect()
+            raise SinkError(f"ClickHouse client error: {exc}") from exc
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
+        """Columnar insert of `rows` (tuples in `columns` order) into `<db>.<table>`."""
+        if not rows:
+            return 0
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
+        self.execute(sql, to_columns(rows, len(columns)), columnar=True, types_check=False)
+        return len(rows)
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = self.execute(sql.replace("{db}", self.database), params)
+        return result
+
+    def close(self) -> None:
+        self._client.disconnect()

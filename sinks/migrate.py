@@ -1,0 +1,92 @@
+"""Versioned, idempotent schema migrations from `sinks/migrations/NNNN_name.sql`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final
+
+from cxj.errors import MigrationError, SinkError
+from sinks.clickhouse import ClickHouse
+
+__all__ = ["Migration", "applied", "load_migrations", "migrate", "split_statements"]
+
+_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+def split_statements(sql: str) -> list[str]:
+    """Statements of a migration file: `;` at a line end separates them; `--` lines are comments."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
+
+
+def load_migrations(package: str = "sinks.migrations") -> list[Migration]:
+    found = []
+    for entry in resources.files(package).iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migrations share a version: {versions}")
+    return found
+
+
+def _ledger(ch: ClickHouse) -> None:
+    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
+    ch.execute(
+        f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+
+
+def applied(ch: ClickHouse) -> dict[int, str]:
+    """Applied migration versions and their checksums."""
+    _ledger(ch)
+    rows = ch.execute(f"SELECT version, checksum FROM {ch.database}.schema_migrations FINAL")
+    return {int(v): str(c) for v, c in rows}
+
+
+def migrate(ch: ClickHouse, migrations: list[Migration] | None = None) -> list[Migration]:
+    """Apply what is missing, in order; returns the migrations applied now.
+
+    Each statement is idempotent (IF NOT EXISTS), so a migration interrupted halfway is simply
+    run again; one whose file changed after it was applied is refused.
+    """
+    migrations = load_migrations() if migrations is None else migrations
+    done = applied(ch)
+    ran = []
+    for m in migrations:
+        if m.version in done:
+            if done[m.version] != m.checksum:
+                raise MigrationError(
+                    f"migration {m.version:04d}_{m.name} changed after it was applied; "
+                    "add a new migration instead of editing an applied one"
+                )
+            continue
+        for statement in split_statements(m.sql.replace("{db}", ch.database)):
+            try:
+                ch.execute(statement)
+            except SinkError as exc:
+                raise MigrationError(f"migration {m.version:04d}_{m.name} failed: {exc}") from exc
+        ch.execute(
+            f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum) VALUES",
+            [(m.version, m.name, m.checksum)],
+        )
+        ran.append(m)
+    return ran

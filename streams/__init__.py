@@ -1,0 +1,1 @@
+"""The Faust app, its agents, and the pure domain logic they call."""

@@ -1,0 +1,417 @@
+"""The Faust agents: decode, call the pure logic, hand outputs to the flusher, count metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from cxj.settings import Settings
+from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, IdentityLink, LinkClaim
+from schemas.rows import AlertRow, DeadLetterRow, IdentityConflictRow, IdentityLinkRow
+from streams.codec import Item, decode_claims, decode_items, encode_claims, encode_items
+from streams.customer import DAY_MS, Policy
+from streams.flush import Flusher
+from streams.identity import IdentityGraph, claim_for, route_key
+from streams.ingest import IngestConfig, Message, ingest
+from streams.journeys import JourneyPolicy
+from streams.metrics import Metrics
+from streams.pii import redact
+from streams.processor import Output
+from streams.producer import Sender, partition_for
+from streams.signals import Classifier, load_rules
+from streams.tables import IdentityReplica, StateStore, load_graph
+from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
+
+__all__ = ["Pipeline", "ingest_config_from", "policy_from"]
+
+log = logging.getLogger(__name__)
+
+
+def policy_from(settings: Settings) -> Policy:
+    timeouts = {
+        "browse": settings.journey_browse_idle_minutes * 60_000,
+        "service": settings.journey_service_idle_days * DAY_MS,
+        "purchase": settings.journey_purchase_idle_days * DAY_MS,
+    }
+    return Policy(
+        classifier=Classifier(load_rules(settings.signal_rules_file)),
+        journeys=JourneyPolicy(timeouts, settings.journey_retention_days * DAY_MS),
+        window=settings.window_days * DAY_MS,
+        lateness=settings.allowed_lateness_days * DAY_MS,
+        half_life=settings.score_half_life_days * DAY_MS,
+    )
+
+
+def ingest_config_from(settings: Settings) -> IngestConfig:
+    return IngestConfig(
+        pii_secret=settings.require_pii_secret(),
+        region=settings.default_region,
+        blocklist=frozenset(settings.identifier_blocklist),
+        future_tolerance_ms=settings.future_tolerance_seconds * 1000,
+    )
+
+
+def dead_letter_row(d: DeadLetter) -> DeadLetterRow:
+    raw = redact(d.raw[: 64 * 1024]).decode("utf-8", "replace")
+    return DeadLetterRow(
+        d.received_ms // 1000,
+        d.topic,
+        d.partition,
+        d.offset,
+        d.index,
+        d.reason.value,
+        redact(d.detail.encode()).decode(),
+        raw,
+        d.event_id,
+        d.source,
+        d.channel,
+    )
+
+
+@dataclass
+class Pipeline:
+    """The worker: three agents (ingest, stitch, identity arbiter), two timers, /metrics."""
+
+    app: faust.App
+    settings: Settings
+    producer: Sender
+    flusher: Flusher
+    metrics: Metrics
+    registry: CollectorRegistry
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.partitions = s.topic_partitions
+        self.policy = policy_from(s)
+        self.ingest_cfg = ingest_config_from(s)
+        self.lateness_ms = s.journey_lateness_seconds * 1000
+        self.store = StateStore(s, self.policy)
+        self.replica = IdentityReplica(s)
+        self.graph: IdentityGraph | None = None
+        self._graph_ready = asyncio.Event()
+        self._graph_task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        app = self.app
+        touchpoints = app.topic(TOUCHPOINTS, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        stitch = app.topic(STITCH, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        claims = app.topic(CLAIMS, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        app.agent(touchpoints, name="ingest")(self.ingest_agent)
+        app.agent(stitch, name="stitch")(self.stitch_agent)
+        app.agent(claims, name="identity")(self.identity_agent)
+        app.timer(interval=5.0)(self.expire_journeys)
+        registry = self.registry
+
+        async def metrics_view(view: Any, request: Any) -> Any:
+            return view.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        app.page("/metrics")(metrics_view)
+        app.on_partitions_assigned.connect(self.on_assigned)
+        app.on_partitions_revoked.connect(self.on_revoked)
+        app.on_before_shutdown.connect(self.shutdown)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def started(self) -> None:
+        """Start the producer, replica and flusher once, from whichever agent runs first."""
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.producer.start()
+            await self.replica.start()
+            self.flusher.start()
+            self._started = True
+        try:
+            # Route with a replica that has read the links so far; forwards cover any lag.
+            await asyncio.wait_for(self.replica.caught_up.wait(), timeout=30)
+        except TimeoutError:
+            log.warning("identity replica still catching up after 30 s; routing anyway")
+
+    async def shutdown(self, *_: Any, **__: Any) -> None:
+        if self._started:
+            await self.flusher.stop()
+            await self.replica.stop()
+            await self.producer.stop()
+            self._started = False
+
+    async def on_assigned(self, sender: Any, assigned: set[Any], **_: Any) -> None:
+        self.store.assign(tp.partition for tp in assigned if tp.topic == STITCH)
+        if any(tp.topic == CLAIMS for tp in assigned) and self._graph_task is None:
+            self._graph_task = asyncio.get_running_loop().create_task(self._load_graph())
+
+    async def on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        self.store.revoke(tp.partition for tp in revoked if tp.topic == STITCH)
+        if any(tp.topic == CLAIMS for tp in revoked):
+            if self._graph_task is not None:
+                self._graph_task.cancel()
+            self._graph_task, self.graph = None, None
+            self._graph_ready.clear()
+
+    async def _load_graph(self) -> None:
+        self.graph = await load_graph(self.settings, self.settings.max_identifiers)
+        log.info("identity arbiter ready: %d identifiers", len(self.graph.mapping))
+        self._graph_ready.set()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- stage 1: ingest ---------------------------------------------------------------------------
+
+    async def ingest_agent(self, stream: StreamT[bytes]) -> None:
+        await self.started()
+        take = self.settings.ingest_batch_max, self.settings.ingest_batch_within
+        async for events in stream.noack_take(*take):
+            await self.ingest_batch(stream, events)
+            await self.flusher.backpressure()
+
+    async def ingest_batch(self, stream: StreamT[bytes], events: Sequence[EventT]) -> None:
+        """Validate, stitch-route and forward at once; ack after dead letters are stored."""
+        now = self.now_ms()
+        messages = [
+            Message(
+                e.value,
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                int(e.message.timestamp * 1000) if e.message.timestamp else 0,
+            )
+            for e in events
+        ]
+        result = ingest(messages, self.ingest_cfg, now)
+        by_partition: dict[int, list[Item]] = defaultdict(list)
+        claims: list[LinkClaim] = []
+        lookup = self.replica.get
+        counts: dict[str, int] = defaultdict(int)
+        for rec in result.records:
+            key = route_key(rec, lookup)
+            rec = rec._replace(key=key)
+            claim = claim_for(rec, key, lookup)
+            if claim is not None:
+                claims.append(claim)
+            by_partition[partition_for(key, self.partitions)].append(Item("tp", key, rec))
+            counts[rec.channel] += 1
+        for channel, n in counts.items():
+            self.metrics.touchpoints.labels(channel).inc(n)
+        for dead in result.rejected:
+            self.metrics.rejections.labels(dead.reason.value).inc()
+        self.flusher.add_futures(await self._send_ingest(by_partition, claims, result.rejected))
+        if result.rejected:
+            self.flusher.add_rows({"dead_letters": [dead_letter_row(d) for d in result.rejected]})
+        self.flusher.add_ack(lambda: self._ack(stream, events))
+
+    async def _send_ingest(
+        self,
+        by_partition: dict[int, list[Item]],
+        claims: list[LinkClaim],
+        rejected: list[DeadLetter],
+    ) -> list[asyncio.Future[Any]]:
+        futures = []
+        for p, items in by_partition.items():
+            futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
+        if claims:
+            futures.append(await self.producer.send(CLAIMS, encode_claims(claims), partition=0))
+        for d in rejected:
+            headers = [
+                (DLQ_HEADER_PREFIX + "reason", d.reason.value.encode()),
+                (DLQ_HEADER_PREFIX + "detail", d.detail.encode()),
+                (
+                    DLQ_HEADER_PREFIX + "origin",
+                    f"{d.topic}/{d.partition}/{d.offset}/{d.index}".encode(),
+                ),
+            ]
+            futures.append(
+                await self.producer.send(DLQ, d.raw, partition=d.partition % self.partitions, headers=headers)
+            )
+        return futures
+
+    @staticmethod
+    async def _ack(stream: StreamT[Any], events: Sequence[EventT]) -> None:
+        for event in events:
+            await stream.ack(event)
+
+    # --- stage 2: stitch, experiences, journeys, alerts ----------------------------------------------
+
+    async def stitch_agent(self, stream: StreamT[bytes]) -> None:
+        await self.started()
+        async for events in stream.noack_take(64, 0.05):
+            by_partition: dict[int, list[Item]] = defaultdict(list)
+            for e in events:
+                by_partition[e.message.partition].extend(decode_items(e.value))
+            for p, items in by_partition.items():
+                state = await self.store.ready(p)
+                now = self.now_ms()
+                out = state.process(items, now, self._watermark(state.max_event_ms, now))
+                await self._hand_over(p, out)
+                self.flusher.add_received([it.record.received_ms for it in items if it.record is not None])
+            self.flusher.add_ack(lambda events=events: self._ack(stream, events))
+            await self.flusher.backpressure()
+
+    def _watermark(self, max_event_ms: int, now: int) -> int:
+        # Event time, or the wall clock when traffic stops, minus the allowed lateness.
+        return max(max_event_ms, now) - self.lateness_ms
+
+    async def _hand_over(self, partition: int, out: Output) -> None:
+        """Rows and changelog go through the flusher; re-routed items leave at once."""
+        m = self.metrics
+        rows = out.rows
+        if out.alerts:
+            rows.setdefault("churn_alerts", []).extend(
+                AlertRow(
+                    a.alert_id,
+                    a.customer_key,
+                    a.level,
+                    a.previous_level,
+                    a.dissatisfied_90d,
+                    a.experience_keys,
+                    a.signals,
+                    a.dimensions,
+                    int(a.triggered_at.timestamp()),
+                    a.lifetime_value,
+                    int(a.emitted_at.timestamp()),
+                )
+                for a in out.alerts
+            )
+        self.flusher.add_rows(rows)
+        if out.forward:
+            self.flusher.add_futures(await self._send_forward(out.forward))
+        changed, alerts = out.changed, out.alerts
+        if changed or alerts:
+            # After the rows: a changelog ahead of ClickHouse would make the replay of these
+            # events look like duplicates and their rows would never be written.
+            self.flusher.add_send(lambda: self._send_stage2(partition, changed, alerts))
+        for name, n in out.signals.items():
+            m.signals.labels(name).inc(n)
+        for a in alerts:
+            m.churn_alerts.labels(a.level).inc()
+        if out.duplicates:
+            m.duplicates.inc(out.duplicates)
+        for jtype, n in out.journeys_opened.items():
+            m.journeys_opened.labels(jtype).inc(n)
+        for (jtype, status), n in out.journeys_closed.items():
+            m.journeys_closed.labels(jtype, status).inc(n)
+        for jtype, seconds in out.journey_seconds:
+            m.journey_duration.labels(jtype).observe(seconds)
+        if out.merges:
+            m.identity_merges.inc(out.merges)
+
+    async def _send_forward(self, forward: list[Item]) -> list[asyncio.Future[Any]]:
+        routed: dict[int, list[Item]] = defaultdict(list)
+        for item in forward:
+            routed[partition_for(item.key, self.partitions)].append(item)
+        return [
+            await self.producer.send(STITCH, encode_items(items), partition=p) for p, items in routed.items()
+        ]
+
+    async def _send_stage2(
+        self, partition: int, changed: dict[str, bytes | None], alerts: list[Any]
+    ) -> list[asyncio.Future[Any]]:
+        futures = await self.producer.send_many(
+            CHANGELOG, partition, ((k.encode(), v) for k, v in changed.items())
+        )
+        for alert in alerts:
+            futures.append(
+                await self.producer.send(
+                    ALERTS, alert.model_dump_json().encode(), key=alert.customer_key.encode()
+                )
+            )
+        return futures
+
+    async def expire_journeys(self) -> None:
+        if not self._started:
+            return
+        now = self.now_ms()
+        for p, state in list(self.store.partitions.items()):
+            out = state.expire(now, self._watermark(state.max_event_ms, now))
+            if out.rows or out.changed:
+                await self._hand_over(p, out)
+        keys, size = self.store.stats()
+        self.metrics.state_customers.set(keys)
+        self.metrics.state_bytes.set(size)
+        newest = max((s.max_event_ms for s in self.store.partitions.values()), default=0)
+        if newest:
+            self.metrics.watermark_lag.set(max(0.0, (now - newest) / 1000))
+
+    # --- the identity arbiter -------------------------------------------------------------------------
+
+    async def identity_agent(self, stream: StreamT[bytes]) -> None:
+        await self.started()
+        async for events in stream.noack_take(256, 0.05):
+            await self._graph_ready.wait()
+            graph = self.graph
+            assert graph is not None
+            now = self.now_ms()
+            links, link_rows, conflict_rows = [], [], []
+            merges: dict[int, list[Item]] = defaultdict(list)
+            for e in events:
+                for claim in decode_claims(e.value):
+                    outcome = graph.apply(claim)
+                    for c in outcome.links:
+                        version = now * 1000 + len(links)
+                        links.append(
+                            IdentityLink(
+                                identifier=c.identifier,
+                                customer_key=c.customer_key,
+                                previous_key=c.previous_key,
+                                event_id=c.event_id,
+                                version=version,
+                                linked_at=_utc(c.linked_ms),
+                            )
+                        )
+                        link_rows.append(
+                            IdentityLinkRow(
+                                c.identifier,
+                                c.identifier.split(":", 1)[0],
+                                c.customer_key,
+                                c.previous_key,
+                                c.linked_ms // 1000,
+                                c.event_id,
+                                version,
+                            )
+                        )
+                        self.replica.apply(c.identifier, c.customer_key)
+                    for old, new in outcome.merges:
+                        merges[partition_for(old, self.partitions)].append(Item("merge", old, None, new))
+                    for c in outcome.conflicts:
+                        self.metrics.identity_conflicts.labels(c.reason).inc()
+                        conflict_rows.append(
+                            IdentityConflictRow(
+                                c.identifier,
+                                c.existing_key,
+                                c.claimed_key,
+                                c.reason,
+                                c.event_id,
+                                c.occurred_ms // 1000,
+                                now // 1000,
+                            )
+                        )
+            self.metrics.identity_links.inc(len(links))
+            self.flusher.add_rows({"identity_links": link_rows, "identity_conflicts": conflict_rows})
+            self.flusher.add_send(lambda links=links, merges=merges: self._send_identity(links, merges))
+            self.flusher.add_ack(lambda events=events: self._ack(stream, events))
+
+    async def _send_identity(
+        self, links: list[IdentityLink], merges: dict[int, list[Item]]
+    ) -> list[asyncio.Future[Any]]:
+        futures = []
+        for link in links:
+            futures.append(
+                await self.producer.send(LINKS, link.model_dump_json().encode(), key=link.identifier.encode())
+            )
+        for p, items in merges.items():
+            futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
+        return futures
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

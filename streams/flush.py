@@ -1,0 +1,141 @@
+"""The commit protocol: rows to ClickHouse, then Kafka writes, then acks — once a second."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinks.writer import Batch, ClickHouseWriter
+from streams.metrics import Metrics
+
+__all__ = ["Flusher", "Pending"]
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], Awaitable[Any]]
+Send = Callable[[], Awaitable[list[asyncio.Future[Any]]]]
+
+
+@dataclass(slots=True)
+class Pending:
+    """What one flush makes durable, in order: rows, then sends, then acks."""
+
+    batch: Batch = field(default_factory=Batch)
+    sends: list[Send] = field(default_factory=list)
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+    received_ms: list[int] = field(default_factory=list)
+
+
+class Flusher:
+    """Buffers everything the agents produce and makes it durable before offsets move.
+
+    Order per flush: insert every table (retrying through outages), then the Kafka writes that
+    depend on those rows (changelog, alerts, re-routed items), then the acks that let Faust
+    commit the input offsets. A crash anywhere replays input whose effects are idempotent.
+    """
+
+    def __init__(
+        self,
+        writer: ClickHouseWriter,
+        metrics: Metrics,
+        *,
+        interval: float = 1.0,
+        max_rows: int = 100_000,
+        clock: Callable[[], float] = time.time,
+        on_error: Callable[[BaseException], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.interval = interval
+        self.max_rows = max_rows
+        self.clock = clock
+        self.on_error = on_error
+        self.pending = Pending()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.flushes = 0
+
+    # --- producers of work ---------------------------------------------------------------------
+
+    def add_rows(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        self.pending.batch.extend(rows)
+        if self.pending.batch.count >= self.max_rows:
+            self._wake.set()
+
+    def add_send(self, send: Send) -> None:
+        self.pending.sends.append(send)
+
+    def add_futures(self, futures: list[asyncio.Future[Any]]) -> None:
+        self.pending.futures.extend(futures)
+
+    def add_ack(self, ack: Ack) -> None:
+        self.pending.acks.append(ack)
+
+    def add_received(self, received_ms: list[int]) -> None:
+        self.pending.received_ms.extend(received_ms)
+
+    async def backpressure(self) -> None:
+        """Hold an agent while a full buffer waits for a flush (e.g. ClickHouse is down)."""
+        while self.pending.batch.count >= self.max_rows:
+            self._wake.set()
+            await asyncio.sleep(0.05)
+
+    # --- the flush loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.flush()
+        self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:
+                # Not an outage (those are retried inside): a bug or a rejected row. Stop the
+                # worker rather than commit past data that was not written.
+                log.exception("flush failed; stopping the worker")
+                if self.on_error is not None:
+                    await self.on_error(exc)
+                raise
+
+    async def flush(self) -> None:
+        async with self._lock:
+            work, self.pending = self.pending, Pending()
+            if not (work.batch.count or work.sends or work.futures or work.acks):
+                return
+            self.metrics.flush_pending_rows.set(work.batch.count)
+            # Kafka sends issued by agents (stage outputs) must land before their acks too.
+            loop = asyncio.get_running_loop()
+            if work.batch.count:
+                await loop.run_in_executor(self._executor, self.writer.write, work.batch)
+            done_ms = self.clock() * 1000
+            lag = self.metrics.event_to_sink_lag
+            for received in work.received_ms:
+                lag.observe(max(0.0, (done_ms - received) / 1000))
+            futures = list(work.futures)
+            for send in work.sends:
+                futures.extend(await send())
+            if futures:
+                await asyncio.gather(*futures)
+            for ack in work.acks:
+                await ack()
+            self.flushes += 1
+            self.metrics.flush_pending_rows.set(self.pending.batch.count)

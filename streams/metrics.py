@@ -1,0 +1,103 @@
+"""Every Prometheus metric of the worker, built in one place from a registry passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["LAG_BUCKETS", "Metrics"]
+
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+_JOURNEY_BUCKETS = (
+    60,
+    300,
+    1800,
+    3600,
+    6 * 3600,
+    86400,
+    3 * 86400,
+    7 * 86400,
+    14 * 86400,
+    30 * 86400,
+)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The `cx_*` metrics; labels are bounded sets, never customer or event ids."""
+
+    touchpoints: Counter
+    rejections: Counter
+    duplicates: Counter
+    signals: Counter
+    churn_alerts: Counter
+    sink_rows: Counter
+    sink_batch_seconds: Histogram
+    sink_errors: Counter
+    event_to_sink_lag: Histogram
+    journeys_opened: Counter
+    journeys_closed: Counter
+    journey_duration: Histogram
+    identity_links: Counter
+    identity_merges: Counter
+    identity_conflicts: Counter
+    state_customers: Gauge
+    state_bytes: Gauge
+    watermark_lag: Gauge
+    flush_pending_rows: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Metrics:
+        r = registry
+        return cls(
+            touchpoints=Counter("cx_touchpoints", "Touchpoints accepted by ingest", ["channel"], registry=r),
+            rejections=Counter(
+                "cx_rejections", "Touchpoints rejected to the dead-letter topic", ["reason"], registry=r
+            ),
+            duplicates=Counter("cx_duplicates", "Touchpoints whose event_id was already applied", registry=r),
+            signals=Counter("cx_signals", "Experience signals raised", ["signal"], registry=r),
+            churn_alerts=Counter("cx_churn_alerts", "Churn-risk alerts emitted", ["level"], registry=r),
+            sink_rows=Counter("cx_sink_rows", "Rows inserted into ClickHouse", ["table"], registry=r),
+            sink_batch_seconds=Histogram(
+                "cx_sink_batch_seconds",
+                "Duration of one ClickHouse insert",
+                ["table"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+                registry=r,
+            ),
+            sink_errors=Counter(
+                "cx_sink_errors", "Failed ClickHouse inserts (retried)", ["table"], registry=r
+            ),
+            event_to_sink_lag=Histogram(
+                "cx_event_to_sink_lag_seconds",
+                "From the touchpoint's Kafka timestamp to its row committed in ClickHouse",
+                buckets=LAG_BUCKETS,
+                registry=r,
+            ),
+            journeys_opened=Counter("cx_journeys_opened", "Journeys opened", ["journey_type"], registry=r),
+            journeys_closed=Counter(
+                "cx_journeys_closed", "Journeys closed", ["journey_type", "status"], registry=r
+            ),
+            journey_duration=Histogram(
+                "cx_journey_duration_seconds",
+                "Journey length, first touchpoint to end",
+                ["journey_type"],
+                buckets=_JOURNEY_BUCKETS,
+                registry=r,
+            ),
+            identity_links=Counter("cx_identity_links", "Identifier mapping changes published", registry=r),
+            identity_merges=Counter("cx_identity_merges", "Keys merged into another key", registry=r),
+            identity_conflicts=Counter(
+                "cx_identity_conflicts",
+                "Links refused: a second customer, or over the identifier limit",
+                ["reason"],
+                registry=r,
+            ),
+            state_customers=Gauge("cx_state_customers", "Customer keys held by this worker", registry=r),
+            state_bytes=Gauge("cx_state_bytes", "Serialized state held by this worker", registry=r),
+            watermark_lag=Gauge(
+                "cx_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=r
+            ),
+            flush_pending_rows=Gauge("cx_flush_pending_rows", "Rows buffered for the next flush", registry=r),
+        )

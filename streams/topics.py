@@ -1,0 +1,108 @@
+"""Kafka topics of the pipeline: names, partition counts and configs, and their creation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from cxj.errors import ConfigError, StackError
+from cxj.settings import Settings
+
+__all__ = [
+    "ALERTS",
+    "CHANGELOG",
+    "CLAIMS",
+    "DLQ",
+    "LINKS",
+    "STITCH",
+    "TOUCHPOINTS",
+    "TopicSpec",
+    "create_topics",
+    "topic_specs",
+]
+
+# Contract names (fixed) and internal ones (ours to change with a migration of the data).
+TOUCHPOINTS: Final = "cx.touchpoints"
+DLQ: Final = "cx.touchpoints.dlq"
+ALERTS: Final = "cx.churn.alerts"
+LINKS: Final = "cx.identity.links"
+STITCH: Final = "cx.internal.stitch"
+CLAIMS: Final = "cx.internal.claims"
+CHANGELOG: Final = "cx.internal.state"
+
+DAY_MS: Final = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic with an explicit partition count: auto-created ones would get the wrong one."""
+    n = settings.topic_partitions
+    week, month = str(7 * DAY_MS), str(30 * DAY_MS)
+    return [
+        TopicSpec(
+            TOUCHPOINTS,
+            n,
+            {"retention.ms": week, "max.message.bytes": str(8 * 1024 * 1024 + 65536)},
+        ),
+        TopicSpec(DLQ, n, {"retention.ms": month}),
+        TopicSpec(ALERTS, n, {"retention.ms": month}),
+        # Compacted: the latest key of every identifier survives; rebuilt by every worker.
+        TopicSpec(LINKS, n, {"cleanup.policy": "compact"}),
+        TopicSpec(STITCH, n, {"retention.ms": week}),
+        # One partition: one arbiter decides every link in order, so two customers never share one.
+        TopicSpec(CLAIMS, 1, {"retention.ms": week}),
+        # Co-partitioned with STITCH: partition p holds the state of stitch partition p.
+        TopicSpec(CHANGELOG, n, {"cleanup.policy": "compact"}),
+    ]
+
+
+def create_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
+    """Create missing topics; refuse to run against a topic with a different partition count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=settings.kafka_bootstrap,
+                client_id="cxj-init",
+                request_timeout_ms=10_000,
+                **settings.kafka_client_options(),
+            )
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise StackError(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}") from exc
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        specs = topic_specs(settings)
+        missing = [
+            NewTopic(s.name, s.partitions, settings.topic_replication, topic_configs=s.config)
+            for s in specs
+            if s.name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing, timeout_ms=int(timeout * 1000))
+            except TopicAlreadyExistsError:
+                pass  # another `cxj init` raced us: fine, checked below
+        for spec in specs:
+            if spec.name in existing:
+                found = len(admin.describe_topics([spec.name])[0]["partitions"])
+                if found != spec.partitions:
+                    raise ConfigError(
+                        f"topic {spec.name} has {found} partitions, the configuration says "
+                        f"{spec.partitions} (CXJ_TOPIC_PARTITIONS); repartitioning needs a migration"
+                    )
+        return [t.name for t in missing]
+    finally:
+        admin.close()
