@@ -16,17 +16,39 @@ __all__ = [
 ]
 
 DIMENSIONS: Final = (
-    "safety", "transparency", "choice", "fairness", "compensation", "community", "knowledge",
-    "respect", "evaluation",
-)  # fmt: skip
+    "safety",
+    "transparency",
+    "choice",
+    "fairness",
+    "compensation",
+    "community",
+    "knowledge",
+    "respect",
+    "evaluation",
+)
 Dimension = Literal[
-    "safety", "transparency", "choice", "fairness", "compensation", "community", "knowledge",
-    "respect", "evaluation",
-]  # fmt: skip
+    "safety",
+    "transparency",
+    "choice",
+    "fairness",
+    "compensation",
+    "community",
+    "knowledge",
+    "respect",
+    "evaluation",
+]
 MetricField = Literal[
-    "wait_seconds", "transfers", "handled_by", "resolved", "csat", "nps", "ces", "rating",
-    "sentiment", "amount",
-]  # fmt: skip
+    "wait_seconds",
+    "transfers",
+    "handled_by",
+    "resolved",
+    "csat",
+    "nps",
+    "ces",
+    "rating",
+    "sentiment",
+    "amount",
+]
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 _FROZEN: Final = ConfigDict(frozen=True, extra="forbid")
 
@@ -105,12 +127,8 @@ class SignalRules(BaseModel):
         return names
 
 
-def _c(
-    field: MetricField, op: str, value: bool | int | float | str, missing: bool = False
-) -> Condition:
-    return Condition.model_validate(
-        {"field": field, "op": op, "value": value, "when_missing": missing}
-    )
+def _c(field: MetricField, op: str, value: bool | int | float | str, missing: bool = False) -> Condition:
+    return Condition.model_validate({"field": field, "op": op, "value": value, "when_missing": missing})
 
 
 _ENDED = ("contact_ended",)
@@ -119,47 +137,146 @@ _ENDED = ("contact_ended",)
 # above single friction points.
 DEFAULT_RULES: Final = SignalRules(
     rules=(
-        SignalRule(signal="no_human_answer", polarity=-1, dimension="respect", weight=-3.0,
-                   event_types=_ENDED,
-                   any_of=((_c("handled_by", "eq", "none"),),
-                           (_c("handled_by", "eq", "bot"), _c("resolved", "eq", False)))),
-        SignalRule(signal="long_wait", polarity=-1, dimension="respect", weight=-2.0,
-                   any_of=((_c("wait_seconds", "ge", 60),),)),
-        SignalRule(signal="repeated_transfer", polarity=-1, dimension="respect", weight=-2.0,
-                   any_of=((_c("transfers", "ge", 2),),)),
-        SignalRule(signal="unresolved_contact", polarity=-1, dimension="knowledge", weight=-3.0,
-                   event_types=_ENDED, any_of=((_c("resolved", "eq", False),),)),
-        SignalRule(signal="payment_failed", polarity=-1, dimension="safety", weight=-2.0,
-                   event_types=("payment_failed",)),
-        SignalRule(signal="delivery_delayed", polarity=-1, dimension="transparency", weight=-2.0,
-                   event_types=("delivery_delayed",)),
-        SignalRule(signal="complaint", polarity=-1, dimension="fairness", weight=-4.0,
-                   event_types=("complaint_filed",)),
-        SignalRule(signal="low_csat", polarity=-1, dimension="evaluation", weight=-3.0,
-                   any_of=((_c("csat", "le", 2),),)),
-        SignalRule(signal="detractor", polarity=-1, dimension="evaluation", weight=-2.0,
-                   any_of=((_c("nps", "le", 6),),)),
-        SignalRule(signal="high_effort", polarity=-1, dimension="evaluation", weight=-2.0,
-                   any_of=((_c("ces", "le", 3),),)),
-        SignalRule(signal="negative_review", polarity=-1, dimension="community", weight=-3.0,
-                   any_of=((_c("rating", "le", 2),),)),
-        SignalRule(signal="negative_social", polarity=-1, dimension="community", weight=-4.0,
-                   any_of=((_c("sentiment", "le", -0.5),),)),
-        SignalRule(signal="first_contact_resolution", polarity=1, dimension="knowledge", weight=2.0,
-                   event_types=_ENDED,
-                   any_of=((_c("resolved", "eq", True), _c("handled_by", "eq", "human"),
-                            _c("transfers", "le", 1, True), _c("wait_seconds", "lt", 60, True)),
-                           (_c("resolved", "eq", True), _c("handled_by", "eq", "bot"),
-                            _c("transfers", "le", 1, True), _c("wait_seconds", "lt", 60, True)))),
-        SignalRule(signal="high_csat", polarity=1, dimension="evaluation", weight=2.0,
-                   any_of=((_c("csat", "ge", 4),),)),
-        SignalRule(signal="promoter", polarity=1, dimension="evaluation", weight=3.0,
-                   any_of=((_c("nps", "ge", 9),),)),
-        SignalRule(signal="positive_review", polarity=1, dimension="evaluation", weight=2.0,
-                   any_of=((_c("rating", "ge", 4),),)),
-        SignalRule(signal="proactive_update", polarity=1, dimension="transparency", weight=1.0,
-                   event_types=("notification_sent",)),
-        SignalRule(signal="compensation", polarity=1, dimension="compensation", weight=3.0,
-                   event_types=("compensation_offered",)),
+        SignalRule(
+            signal="no_human_answer",
+            polarity=-1,
+            dimension="respect",
+            weight=-3.0,
+            event_types=_ENDED,
+            any_of=(
+                (_c("handled_by", "eq", "none"),),
+                (_c("handled_by", "eq", "bot"), _c("resolved", "eq", False)),
+            ),
+        ),
+        SignalRule(
+            signal="long_wait",
+            polarity=-1,
+            dimension="respect",
+            weight=-2.0,
+            any_of=((_c("wait_seconds", "ge", 60),),),
+        ),
+        SignalRule(
+            signal="repeated_transfer",
+            polarity=-1,
+            dimension="respect",
+            weight=-2.0,
+            any_of=((_c("transfers", "ge", 2),),),
+        ),
+        SignalRule(
+            signal="unresolved_contact",
+            polarity=-1,
+            dimension="knowledge",
+            weight=-3.0,
+            event_types=_ENDED,
+            any_of=((_c("resolved", "eq", False),),),
+        ),
+        SignalRule(
+            signal="payment_failed",
+            polarity=-1,
+            dimension="safety",
+            weight=-2.0,
+            event_types=("payment_failed",),
+        ),
+        SignalRule(
+            signal="delivery_delayed",
+            polarity=-1,
+            dimension="transparency",
+            weight=-2.0,
+            event_types=("delivery_delayed",),
+        ),
+        SignalRule(
+            signal="complaint",
+            polarity=-1,
+            dimension="fairness",
+            weight=-4.0,
+            event_types=("complaint_filed",),
+        ),
+        SignalRule(
+            signal="low_csat",
+            polarity=-1,
+            dimension="evaluation",
+            weight=-3.0,
+            any_of=((_c("csat", "le", 2),),),
+        ),
+        SignalRule(
+            signal="detractor",
+            polarity=-1,
+            dimension="evaluation",
+            weight=-2.0,
+            any_of=((_c("nps", "le", 6),),),
+        ),
+        SignalRule(
+            signal="high_effort",
+            polarity=-1,
+            dimension="evaluation",
+            weight=-2.0,
+            any_of=((_c("ces", "le", 3),),),
+        ),
+        SignalRule(
+            signal="negative_review",
+            polarity=-1,
+            dimension="community",
+            weight=-3.0,
+            any_of=((_c("rating", "le", 2),),),
+        ),
+        SignalRule(
+            signal="negative_social",
+            polarity=-1,
+            dimension="community",
+            weight=-4.0,
+            any_of=((_c("sentiment", "le", -0.5),),),
+        ),
+        SignalRule(
+            signal="first_contact_resolution",
+            polarity=1,
+            dimension="knowledge",
+            weight=2.0,
+            event_types=_ENDED,
+            any_of=(
+                (
+                    _c("resolved", "eq", True),
+                    _c("handled_by", "eq", "human"),
+                    _c("transfers", "le", 1, True),
+                    _c("wait_seconds", "lt", 60, True),
+                ),
+                (
+                    _c("resolved", "eq", True),
+                    _c("handled_by", "eq", "bot"),
+                    _c("transfers", "le", 1, True),
+                    _c("wait_seconds", "lt", 60, True),
+                ),
+            ),
+        ),
+        SignalRule(
+            signal="high_csat",
+            polarity=1,
+            dimension="evaluation",
+            weight=2.0,
+            any_of=((_c("csat", "ge", 4),),),
+        ),
+        SignalRule(
+            signal="promoter", polarity=1, dimension="evaluation", weight=3.0, any_of=((_c("nps", "ge", 9),),)
+        ),
+        SignalRule(
+            signal="positive_review",
+            polarity=1,
+            dimension="evaluation",
+            weight=2.0,
+            any_of=((_c("rating", "ge", 4),),),
+        ),
+        SignalRule(
+            signal="proactive_update",
+            polarity=1,
+            dimension="transparency",
+            weight=1.0,
+            event_types=("notification_sent",),
+        ),
+        SignalRule(
+            signal="compensation",
+            polarity=1,
+            dimension="compensation",
+            weight=3.0,
+            event_types=("compensation_offered",),
+        ),
     ),
-)  # fmt: skip
+)

@@ -38,13 +38,33 @@ MAX_BATCH_EVENTS: Final = 1000
 MAX_BATCH_BYTES: Final = 8 * 1024 * 1024
 
 CHANNELS: Final = (
-    "web", "app", "phone", "ivr", "chat", "wechat", "email", "sms", "store", "logistics", "survey",
+    "web",
+    "app",
+    "phone",
+    "ivr",
+    "chat",
+    "wechat",
+    "email",
+    "sms",
+    "store",
+    "logistics",
+    "survey",
     "social",
-)  # fmt: skip
+)
 Channel = Literal[
-    "web", "app", "phone", "ivr", "chat", "wechat", "email", "sms", "store", "logistics", "survey",
+    "web",
+    "app",
+    "phone",
+    "ivr",
+    "chat",
+    "wechat",
+    "email",
+    "sms",
+    "store",
+    "logistics",
+    "survey",
     "social",
-]  # fmt: skip
+]
 
 EVENT_TYPES_V1: Final = frozenset(
     # digital
@@ -76,9 +96,7 @@ Id = Annotated[str, StringConstraints(max_length=128)]
 # RFC 3339 with a mandatory offset; the ingest stage parses it with datetime.fromisoformat.
 Rfc3339 = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-    ),
+    StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"),
 ]
 # TypedDicts, not BaseModels: validated by pydantic-core all the same (strict, extra forbidden),
 # but without building model instances -- 7.9 against 17.5 us per touchpoint, measured on the

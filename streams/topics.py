@@ -106,3 +106,30 @@ def create_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
         return [t.name for t in missing]
     finally:
         admin.close()
+
+
+def consumer_lag(settings: Settings, topics: tuple[str, ...] = (TOUCHPOINTS, STITCH, CLAIMS)) -> dict[str, int]:
+    """Messages not yet committed by the worker group, per topic (0 everywhere = drained).
+
+    The worker commits an offset only after everything derived from it is in ClickHouse, so
+    zero lag means every row is written.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    # A consumer with the group id reads the group's commits without joining the group.
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="cxj-lag",
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    try:
+        lag: dict[str, int] = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            ends = consumer.end_offsets(tps) if tps else {}
+            lag[topic] = sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
+        return lag
+    finally:
+        consumer.close()

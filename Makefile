@@ -1,0 +1,52 @@
+# cx-journeys: `make demo` and `make test` are the two commands; `make help` lists the rest.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CXJ := $(VENV)/bin/cxj
+PYTEST := $(PY) -m pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install apt packages (ClickHouse, Prometheus, Alertmanager) and the .venv; idempotent
+	@deploy/local/setup.sh
+
+demo: setup ## Run the pipeline on the local stack with simulated traffic and print the report
+	$(CXJ) demo
+
+test: setup ## Lint, unit tests, then integration tests on a real local stack (free ports)
+	$(PY) -m ruff check .
+	$(PYTEST) tests/unit -q
+	$(PYTEST) tests/integration -q
+
+test-unit: setup ## Unit tests only (no network)
+	$(PYTEST) tests/unit -q
+
+test-integration: setup ## Integration tests only (starts the real stack)
+	$(PYTEST) tests/integration -q
+
+bench: setup ## Throughput and latency benchmarks on the local stack; prints a table, writes JSON
+	$(CXJ) bench
+
+reliability: setup ## Fault-injection suite: kill -9 workers, stop ClickHouse, restart the broker
+	$(PYTEST) tests/integration -q -m slow --run-slow
+
+lint: setup ## ruff and mypy --strict
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+schema: setup ## Re-export the JSON Schema files under schemas/jsonschema
+	$(CXJ) schema export
+
+stack-up: setup ## Start the local stack (cxj stack up)
+	$(CXJ) stack up
+
+stack-down: ## Stop the local stack
+	@[ -x $(CXJ) ] && $(CXJ) stack down || true
+
+clean: stack-down ## Stop the stack and remove .cxj and .venv
+	rm -rf .cxj $(VENV)

@@ -1,0 +1,213 @@
+"""`cxj`: the command line of cx-journeys (Contract 4)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cxj.errors import CxjError
+from cxj.settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="cx-journeys: customer touchpoints -> Kafka -> Faust -> ClickHouse, with churn-risk alerts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="The local stack on loopback: broker, ClickHouse, Prometheus, Alertmanager.")
+schema_app = typer.Typer(help="JSON Schema files of the public contract.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(schema_app, name="schema")
+console = Console()
+err = Console(stderr=True)
+
+Home = Annotated[Path | None, typer.Option("--home", help="State folder (CXJ_HOME, default .cxj)")]
+
+
+def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    base = dict(ctx.obj or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**base)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Home = None,
+    kafka_bootstrap: Annotated[str | None, typer.Option(help="CXJ_KAFKA_BOOTSTRAP")] = None,
+    clickhouse_url: Annotated[str | None, typer.Option(help="CXJ_CLICKHOUSE_URL")] = None,
+) -> None:
+    ctx.obj = {"home": home, "kafka_bootstrap": kafka_bootstrap, "clickhouse_url": clickhouse_url}
+
+
+# --- stack -------------------------------------------------------------------------------------
+
+Port = Annotated[int | None, typer.Option()]
+
+
+@stack_app.command("up")
+def stack_up(
+    ctx: typer.Context,
+    kafka_port: Port = None,
+    clickhouse_port: Port = None,
+    clickhouse_http_port: Port = None,
+    prometheus_port: Port = None,
+    alertmanager_port: Port = None,
+    worker_web_port: Port = None,
+) -> None:
+    """Start what is not running and wait until every part answers; writes .cxj/stack.env."""
+    from deploy.local.stack import LocalStack
+
+    settings = _settings(
+        ctx, kafka_port=kafka_port, clickhouse_port=clickhouse_port, clickhouse_http_port=clickhouse_http_port,
+        prometheus_port=prometheus_port, alertmanager_port=alertmanager_port, worker_web_port=worker_web_port,
+    )  # fmt: skip
+    env = LocalStack(settings).up()
+    for name in ("CXJ_KAFKA_BOOTSTRAP", "CXJ_PROMETHEUS_URL", "CXJ_ALERTMANAGER_URL"):
+        console.print(f"{name}={env.get(name, '')}")
+    console.print(f"credentials and endpoints: {settings.home / 'stack.env'}")
+
+
+@stack_app.command("down")
+def stack_down(ctx: typer.Context) -> None:
+    """Stop only what `up` started."""
+    from deploy.local.stack import LocalStack
+
+    stopped = LocalStack(_settings(ctx)).down()
+    console.print("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+@stack_app.command("status")
+def stack_status(ctx: typer.Context) -> None:
+    """Each component: running, stopped, or a foreign process on its port."""
+    from rich.table import Table
+
+    from deploy.local.stack import LocalStack
+
+    table = Table("component", "state", "pid", "endpoint", "detail")
+    for s in LocalStack(_settings(ctx)).status():
+        table.add_row(s.name, s.state, str(s.pid or ""), s.endpoint, s.detail)
+    console.print(table)
+
+
+# --- init, worker ------------------------------------------------------------------------------
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the topics (explicit partitions and configs) and migrate the ClickHouse schema."""
+    from sinks.clickhouse import ClickHouse
+    from sinks.migrate import migrate
+    from streams.topics import create_topics
+
+    settings = _settings(ctx)
+    created = create_topics(settings)
+    console.print(f"topics created: {', '.join(created) or 'none (all present)'}")
+    ran = migrate(ClickHouse(settings.clickhouse))
+    console.print(f"migrations applied: {', '.join(f'{m.version:04d}_{m.name}' for m in ran) or 'none (up to date)'}")
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    web_port: Annotated[int | None, typer.Option(help="CXJ_WORKER_WEB_PORT")] = None,
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info, debug")] = "warn",
+) -> None:
+    """Run the Faust worker (ingest, stitch, identity arbiter; metrics at /metrics)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings(ctx, worker_web_port=web_port), loglevel=loglevel)
+
+
+# --- traffic -----------------------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(help="Touchpoints to send")] = 20_000,
+    customers: Annotated[int, typer.Option()] = 2_000,
+    seed: Annotated[int, typer.Option()] = 7,
+    days: Annotated[float, typer.Option(help="Spread event times over the last N days")] = 30.0,
+    rate: Annotated[float | None, typer.Option(help="Events per second (default: as fast as possible)")] = None,
+    batch_size: Annotated[int, typer.Option(help="Touchpoints per Kafka message (1 = single events)")] = 1,
+    unhappy_share: Annotated[float, typer.Option()] = 0.15,
+    invalid_share: Annotated[float, typer.Option(help="Share of deliberately broken payloads")] = 0.01,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
+) -> None:
+    """Send seedable multi-channel traffic built from DESIGN.md's stories to cx.touchpoints."""
+    from cxj.simulate import SimulationConfig, generate_raw, produce
+
+    settings = _settings(ctx)
+    config = SimulationConfig(
+        seed=seed, customers=customers, events=events, days=days, now=datetime.now(UTC),
+        unhappy_share=unhappy_share, invalid_share=invalid_share, region=settings.default_region,
+    )  # fmt: skip
+    stats = produce(
+        settings, generate_raw(config), rate=rate, batch_size=batch_size, total=events, progress=progress
+    )
+    console.print(
+        f"sent {stats.sent_events:,} touchpoints in {stats.sent_messages:,} messages, "
+        f"{stats.events_per_second:,.0f} events/s"
+    )
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option()] = 50_000,
+    customers: Annotated[int, typer.Option()] = 5_000,
+    batch_size: Annotated[int, typer.Option()] = 100,
+    seed: Annotated[int, typer.Option()] = 7,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline to drain")] = 600.0,
+) -> None:
+    """Stack up, init, worker, simulated traffic, wait until drained, report."""
+    from cxj.demo import run_demo
+
+    run_demo(_settings(ctx), console, events=events, customers=customers, batch_size=batch_size, seed=seed,
+             timeout=timeout)  # fmt: skip
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="Rows per section")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """The CX report from ClickHouse: risk, dissatisfaction by channel and signal, latest alerts."""
+    import orjson
+
+    from cxj.report import collect, render
+    from sinks.clickhouse import ClickHouse
+
+    settings = _settings(ctx)
+    data = collect(ClickHouse(settings.clickhouse_bi), limit=limit)
+    if json_out:
+        sys.stdout.write(orjson.dumps(data.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render(data, console)
+
+
+@schema_app.command("export")
+def schema_export(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: schemas/jsonschema)")] = None,
+) -> None:
+    """Write the JSON Schema files (touchpoint v1, batch envelope, alerts, links, rules)."""
+    from schemas.export import DEFAULT_DIR, export
+
+    for path in export(out or DEFAULT_DIR):
+        console.print(str(path))
+
+
+def main() -> None:
+    try:
+        app()
+    except CxjError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,120 @@
+"""`cxj demo`: the whole pipeline on the local stack, with simulated traffic, then the report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from cxj.errors import StackError
+from cxj.settings import Settings, load_settings
+
+__all__ = ["WorkerProcess", "run_demo", "wait_drained"]
+
+
+class WorkerProcess:
+    """`cxj worker` as a child process, logging to <home>/logs/worker.log."""
+
+    def __init__(self, settings: Settings, *, name: str = "worker", web_port: int | None = None) -> None:
+        self.settings = settings
+        self.web_port = web_port or settings.worker_web_port
+        self.log_path = settings.home / "logs" / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), "worker",
+               "--web-port", str(self.web_port), "--loglevel", "info"]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        url = f"http://{self.settings.worker_web_host}:{self.web_port}/metrics"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise StackError(f"worker did not serve {url} within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """kill -9: the crash the reliability suite injects."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> float:
+    """Block until the worker group has committed every input offset (twice in a row)."""
+    from streams.topics import consumer_lag
+
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        lag = consumer_lag(settings)
+        quiet = quiet + 1 if not any(lag.values()) else 0
+        if quiet >= 2:
+            return time.monotonic()
+        time.sleep(settle)
+    raise StackError(f"pipeline not drained after {timeout:.0f} s: lag {consumer_lag(settings)}")
+
+
+def run_demo(
+    settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
+    timeout: float,
+) -> None:  # fmt: skip
+    from cxj.report import collect, render
+    from cxj.simulate import SimulationConfig, generate_raw, produce
+    from deploy.local.stack import LocalStack
+    from sinks.clickhouse import ClickHouse
+    from sinks.migrate import migrate
+    from streams.topics import create_topics
+
+    console.rule("[bold]1. local stack")
+    LocalStack(settings).up()
+    settings = load_settings(home=settings.home)  # endpoints and credentials from stack.env
+    console.print("broker, ClickHouse, Prometheus and Alertmanager answer")
+    console.rule("[bold]2. topics and schema")
+    create_topics(settings)
+    migrate(ClickHouse(settings.clickhouse))
+    console.rule("[bold]3. worker")
+    worker = WorkerProcess(settings)
+    worker.start()
+    console.print(f"worker up; metrics at http://127.0.0.1:{settings.worker_web_port}/metrics")
+    try:
+        console.rule(f"[bold]4. {events:,} simulated touchpoints from {customers:,} customers")
+        config = SimulationConfig(seed=seed, customers=customers, events=events, days=60.0,
+                                  now=datetime.now(UTC), invalid_share=0.01, region=settings.default_region)  # fmt: skip
+        started = time.monotonic()
+        stats = produce(settings, generate_raw(config), batch_size=batch_size, total=events, progress=True)
+        drained = wait_drained(settings, timeout)
+        seconds = drained - started
+        console.print(
+            f"sent {stats.sent_events:,} touchpoints ({stats.sent_messages:,} messages, "
+            f"{stats.events_per_second:,.0f} events/s produced); pipeline drained in {seconds:.1f} s: "
+            f"[bold]{stats.sent_events / seconds:,.0f} events/s end to end[/]"
+        )
+        console.rule("[bold]5. report")
+        render(collect(ClickHouse(settings.clickhouse_bi)), console)
+    finally:
+        worker.stop()
+    console.print(f"The stack keeps running; `cxj report` reads it again, `cxj stack down` stops it ({settings.home}).")

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install what cx-journeys needs on a Debian bookworm machine (run as root); quick when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertmanager)
+VENV=.venv
+
+missing=()
+for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+py=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 \
+     && "$candidate" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+    py=$(command -v "$candidate"); break
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ] || [ -z "$py" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing ${missing[*]:-python3.11 with venv}; run 'make setup' as root (apt-get)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Debian starts services on install; the local stack runs its own copies on chosen ports,
+  # so keep the packaged ones from grabbing 9000/9090/9093 meanwhile.
+  policy=/usr/sbin/policy-rc.d
+  had_policy=0; [ -e "$policy" ] && had_policy=1
+  [ $had_policy = 1 ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; }
+  trap '[ $had_policy = 1 ] || rm -f "$policy"' EXIT
+  echo "setup: apt-get install ${APT_PACKAGES[*]} python3 python3-venv"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}" python3 python3-venv python3-dev ca-certificates
+  # A package's own init script may still have started a service: stop the packaged ones.
+  for svc in clickhouse-server prometheus prometheus-alertmanager; do
+    service "$svc" stop >/dev/null 2>&1 || true
+  done
+  [ -n "$py" ] || py=$(command -v python3.11 || command -v python3)
+fi
+
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $py"
+  "$py" -m venv "$VENV"
+fi
+if [ ! -e "$stamp" ]; then
+  echo "setup: installing cx-journeys and its tools into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[dev,stack]'
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,1 @@
+"""Pydantic-validated wire contract, rule table, records and ClickHouse rows; no IO."""
