@@ -61,7 +61,7 @@ def encode_state(s: CustomerState) -> bytes:
         (c.anchor, c.at, c.ref, c.experience_key, c.event_id, c.channel, c.journey_id, c.flagged)
         for c in s.contacts
     ]
-    orders = [x for item in s.orders.items() for x in item]
+    orders = [x for order_id, (t, amount) in s.orders.items() for x in (order_id, t, amount)]
     doc = (
         _STATE,
         s.key,
@@ -99,8 +99,8 @@ def _state(doc: list[Any]) -> CustomerState:
             set(array("Q", events)),
             _STATUS[emitted],
         )
-    for i in range(0, len(orders), 2):
-        state.orders[orders[i]] = orders[i + 1]
+    for i in range(0, len(orders), 3):
+        state.orders[orders[i]] = (orders[i + 1], orders[i + 2])
     state.contacts = [Contact(*c) for c in contacts]
     state.alerted = list(alerted)
     state.aliases = list(aliases)

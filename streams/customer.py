@@ -132,7 +132,8 @@ class CustomerState:
     horizon: int = 0  # experiences before this were pruned; crossings before it are not judged
     exps: dict[str, Experience] = field(default_factory=dict)
     journeys: dict[str, Journey] = field(default_factory=dict)
-    orders: dict[str, float] = field(default_factory=dict)
+    # order_id -> (time, amount) of its latest order_placed: the latest one wins in any order
+    orders: dict[str, tuple[int, float]] = field(default_factory=dict)
     contacts: list[Contact] = field(default_factory=list)
     alerted: list[int] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
@@ -158,7 +159,8 @@ class CustomerState:
         if t > exp.last:
             exp.last = t
         if rec.event_type == "order_placed" and rec.order_id and rec.amount is not None:
-            self.orders[rec.order_id] = float(rec.amount)
+            placed = (t, float(rec.amount))
+            self.orders[rec.order_id] = max(placed, self.orders.get(rec.order_id, placed))
         journey_id = opened = ""
         retired: list[Journey] = []
         journey: Journey | None = None
@@ -230,8 +232,8 @@ class CustomerState:
             else:
                 mine.absorb(exp)
         retired = merge_journeys(self.journeys, other.journeys.values(), policy.journeys)
-        for order_id, amount in other.orders.items():
-            self.orders[order_id] = max(amount, self.orders.get(order_id, amount))
+        for order_id, placed in other.orders.items():
+            self.orders[order_id] = max(placed, self.orders.get(order_id, placed))
         known = {c.identity for c in self.contacts}
         anchors = set()
         for c in other.contacts:
@@ -270,7 +272,7 @@ class CustomerState:
         return Counters(dissatisfied, satisfied, score, churn_level(dissatisfied))
 
     def lifetime_value(self) -> float:
-        return round(sum(self.orders.values()), 2)
+        return round(sum(amount for _, amount in self.orders.values()), 2)
 
     def new_crossings(self, policy: Policy) -> list[tuple[int, int, list[str], int]]:
         """Crossings into high risk not alerted yet, now recorded as alerted.

@@ -103,8 +103,9 @@ def assign(
     """The journey this touchpoint belongs to (created if new), and browse journeys it retired.
 
     A browse touchpoint joins every session it falls within `browse_gap` of; when it bridges
-    two sessions they become one, the earliest surviving and the others retired, so the split
-    by 30 minutes of inactivity is the same whatever order the touchpoints arrive in.
+    two sessions they become one, the earliest surviving and the others retired. A session is
+    named after its earliest touchpoint (time, then event id), so both the split by 30 minutes
+    of inactivity and the journey ids are the same whatever order the touchpoints arrive in.
     """
     t = rec.occurred_ms
     found = anchor(rec)
@@ -127,6 +128,13 @@ def assign(
                 journey.absorb(other)
                 del journeys[other.jid]
                 retired.append(other)
+            if (t, rec.event_id) < (journey.started, journey.jid.removeprefix("browse:")):
+                # A session is named after its earliest touchpoint, whatever arrived first.
+                renamed = Journey(f"browse:{rec.event_id}", "browse", t, t)
+                renamed.absorb(journey)
+                del journeys[journey.jid]
+                retired.append(journey)
+                journey = journeys[renamed.jid] = renamed
     journey.started = min(journey.started, t)
     journey.last = max(journey.last, t)
     journey.channels |= CHANNEL_BITS.get(rec.channel, 0)

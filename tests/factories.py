@@ -50,8 +50,11 @@ def record(key: str | None = None, **kwargs: Any) -> TouchpointRecord:
     """A TouchpointRecord through the real ingest; `key` defaults to the customer_id."""
     import orjson
 
-    result = ingest([Message(orjson.dumps(touchpoint(**kwargs)), "cx.touchpoints", 0, 0, 0)],
-                    IngestConfig(SECRET, "CN", frozenset({"null", "0"})), now_ms=2_000_000_000_000)
+    result = ingest(
+        [Message(orjson.dumps(touchpoint(**kwargs)), "cx.touchpoints", 0, 0, 0)],
+        IngestConfig(SECRET, "CN", frozenset({"null", "0"})),
+        now_ms=2_000_000_000_000,
+    )
     assert not result.rejected, result.rejected
     rec = result.records[0]
     return rec._replace(key=key or rec.customer_id or "~" + rec.identifiers[0])

@@ -1,0 +1,118 @@
+"""An in-memory pipeline for property tests: stage 1 routing, N partitions, the arbiter, lagging replicas.
+
+Every hop of the real topology is a queue here, and a seeded random picks which queue delivers
+next, so one run explores one interleaving of partitions, claims and replica updates.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from schemas.records import LinkClaim, TouchpointRecord
+from streams.codec import Forward, Item, decode_entry
+from streams.customer import CustomerState, Policy
+from streams.identity import IdentityGraph, claim_for, route_key
+from streams.processor import Output, PartitionState
+from streams.producer import partition_for
+
+NOW = 2_000_000_000_000
+
+
+@dataclass
+class Cluster:
+    policy: Policy
+    partitions: int = 4
+    max_identifiers: int = 50
+    graph: IdentityGraph = field(init=False)
+    replica: dict[str, str] = field(default_factory=dict)
+    outputs: list[Output] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.graph = IdentityGraph(max_identifiers=self.max_identifiers)
+        self.states = [PartitionState(p, self.policy) for p in range(self.partitions)]
+        self.queues: list[deque[Item]] = [deque() for _ in range(self.partitions)]
+        self.claims: deque[LinkClaim] = deque()
+        self.replica_updates: deque[tuple[str, str]] = deque()
+        self.inbox: deque[TouchpointRecord] = deque()
+
+    def feed(self, records: list[TouchpointRecord]) -> None:
+        self.inbox.extend(records)
+
+    def _stage1(self) -> None:
+        rec = self.inbox.popleft()
+        key = route_key(rec, self.replica.get)
+        rec = rec._replace(key=key)
+        claim = claim_for(rec, key, self.replica.get)
+        if claim is not None:
+            self.claims.append(claim)
+        self.queues[partition_for(key, self.partitions)].append(Item("tp", key, rec))
+
+    def _arbiter(self) -> None:
+        outcome = self.graph.apply(self.claims.popleft())
+        for link in outcome.links:
+            self.replica_updates.append((link.identifier, link.customer_key))
+        for old, new in outcome.merges:
+            self.queues[partition_for(old, self.partitions)].append(Item("merge", old, None, new))
+
+    def _partition(self, p: int, rng: random.Random) -> None:
+        n = rng.randint(1, max(1, len(self.queues[p])))
+        items = [self.queues[p].popleft() for _ in range(n)]
+        out = self.states[p].process(items, NOW, watermark=0)
+        self.outputs.append(out)
+        for item in out.forward:
+            self.queues[partition_for(item.key, self.partitions)].append(item)
+
+    def run(self, rng: random.Random) -> None:
+        """Deliver until every queue is empty, in an order the seed decides."""
+        while True:
+            choices: list[tuple[str, int]] = []
+            if self.inbox:
+                choices.append(("in", 0))
+            if self.claims:
+                choices.append(("claims", 0))
+            if self.replica_updates:
+                choices.append(("replica", 0))
+            choices += [("p", p) for p, q in enumerate(self.queues) if q]
+            if not choices:
+                return
+            kind, p = rng.choice(choices)
+            if kind == "in":
+                self._stage1()
+            elif kind == "claims":
+                self._arbiter()
+            elif kind == "replica":
+                identifier, key = self.replica_updates.popleft()
+                self.replica[identifier] = key
+            else:
+                self._partition(p, rng)
+
+    def customers(self) -> dict[str, CustomerState]:
+        """Live customer states (forwards left out), by key."""
+        found = {}
+        for state in self.states:
+            for key, data in state.data.items():
+                entry = decode_entry(data)
+                if not isinstance(entry, Forward):
+                    found[key] = entry
+        return found
+
+    def alert_instants(self) -> dict[str, set[int]]:
+        """Crossing instants alerted per customer key, whatever key raised them, resolved to today's key."""
+        resolved: dict[str, set[int]] = {}
+        for out in self.outputs:
+            for alert in out.alerts:
+                key = self.resolve(alert.customer_key)
+                resolved.setdefault(key, set()).add(int(alert.triggered_at.timestamp() * 1000))
+        return resolved
+
+    def resolve(self, key: str) -> str:
+        for _ in range(100):
+            p = partition_for(key, self.partitions)
+            data = self.states[p].data.get(key)
+            entry = decode_entry(data) if data is not None else None
+            if not isinstance(entry, Forward):
+                return key
+            key = entry.target
+        raise AssertionError("forward cycle")
