@@ -29,7 +29,7 @@ from streams.pii import redact
 from streams.processor import Output
 from streams.producer import Sender, partition_for
 from streams.signals import Classifier, load_rules
-from streams.tables import IdentityReplica, StateStore, load_graph
+from streams.tables import ChangelogLoader, IdentityReplica, StateStore, load_graph
 from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 
 __all__ = ["Pipeline", "ingest_config_from", "policy_from"]
@@ -89,6 +89,9 @@ class Pipeline:
     metrics: Metrics
     registry: CollectorRegistry
     clock: Callable[[], float] = time.time
+    # Injected in agent tests (no broker); built from the settings otherwise.
+    replica: IdentityReplica | None = None
+    changelog_loader: ChangelogLoader | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -96,8 +99,8 @@ class Pipeline:
         self.policy = policy_from(s)
         self.ingest_cfg = ingest_config_from(s)
         self.lateness_ms = s.journey_lateness_seconds * 1000
-        self.store = StateStore(s, self.policy)
-        self.replica = IdentityReplica(s)
+        self.store = StateStore(s, self.policy, loader=self.changelog_loader)
+        self.routing: IdentityReplica = self.replica or IdentityReplica(s)
         self.graph: IdentityGraph | None = None
         self._graph_ready = asyncio.Event()
         self._graph_task: asyncio.Task[None] | None = None
@@ -107,9 +110,11 @@ class Pipeline:
         touchpoints = app.topic(TOUCHPOINTS, value_type=bytes, value_serializer="raw", key_serializer="raw")
         stitch = app.topic(STITCH, value_type=bytes, value_serializer="raw", key_serializer="raw")
         claims = app.topic(CLAIMS, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        app.agent(touchpoints, name="ingest")(self.ingest_agent)
-        app.agent(stitch, name="stitch")(self.stitch_agent)
-        app.agent(claims, name="identity")(self.identity_agent)
+        self.agents = {
+            "ingest": app.agent(touchpoints, name="ingest")(self.ingest_agent),
+            "stitch": app.agent(stitch, name="stitch")(self.stitch_agent),
+            "identity": app.agent(claims, name="identity")(self.identity_agent),
+        }
         app.timer(interval=5.0)(self.expire_journeys)
         registry = self.registry
 
@@ -129,19 +134,19 @@ class Pipeline:
             if self._started:
                 return
             await self.producer.start()
-            await self.replica.start()
+            await self.routing.start()
             self.flusher.start()
             self._started = True
         try:
             # Route with a replica that has read the links so far; forwards cover any lag.
-            await asyncio.wait_for(self.replica.caught_up.wait(), timeout=30)
+            await asyncio.wait_for(self.routing.caught_up.wait(), timeout=30)
         except TimeoutError:
             log.warning("identity replica still catching up after 30 s; routing anyway")
 
     async def shutdown(self, *_: Any, **__: Any) -> None:
         if self._started:
             await self.flusher.stop()
-            await self.replica.stop()
+            await self.routing.stop()
             await self.producer.stop()
             self._started = False
 
@@ -191,7 +196,7 @@ class Pipeline:
         result = ingest(messages, self.ingest_cfg, now)
         by_partition: dict[int, list[Item]] = defaultdict(list)
         claims: list[LinkClaim] = []
-        lookup = self.replica.get
+        lookup = self.routing.get
         counts: dict[str, int] = defaultdict(int)
         for rec in result.records:
             key = route_key(rec, lookup)
@@ -379,7 +384,7 @@ class Pipeline:
                                 version,
                             )
                         )
-                        self.replica.apply(c.identifier, c.customer_key)
+                        self.routing.apply(c.identifier, c.customer_key)
                     for old, new in outcome.merges:
                         merges[partition_for(old, self.partitions)].append(Item("merge", old, None, new))
                     for c in outcome.conflicts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -17,7 +17,7 @@ from streams.identity import IdentityGraph
 from streams.processor import PartitionState
 from streams.topics import CHANGELOG, LINKS
 
-__all__ = ["IdentityReplica", "StateStore", "read_to_end"]
+__all__ = ["ChangelogLoader", "IdentityReplica", "StateStore", "read_to_end"]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,17 @@ async def read_to_end(
         await consumer.stop()
 
 
+# partition -> its changelog entries (key, value or None) in log order
+ChangelogLoader = Callable[[int], Awaitable[Iterable[tuple[str, bytes | None]]]]
+
+
 class StateStore:
     """One PartitionState per assigned stitch partition; `ready(p)` waits for its recovery."""
 
-    def __init__(self, settings: Settings, policy: Policy) -> None:
+    def __init__(self, settings: Settings, policy: Policy, *, loader: ChangelogLoader | None = None) -> None:
         self.settings = settings
         self.policy = policy
+        self.loader: ChangelogLoader = loader or self._read_changelog
         self.partitions: dict[int, PartitionState] = {}
         self._ready: dict[int, asyncio.Event] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -92,17 +97,18 @@ class StateStore:
         await event.wait()
         return self.partitions[partition]
 
-    async def _recover(self, p: int) -> None:
-        state = PartitionState(p, self.policy, self.settings.forward_ttl_seconds * 1000)
-        count = 0
+    async def _read_changelog(self, p: int) -> Iterable[tuple[str, bytes | None]]:
         latest: dict[str, bytes | None] = {}
         async for records in read_to_end(self.settings, CHANGELOG, [p], client_id=f"cx-recover-{p}"):
             for r in records:
                 latest[r.key.decode()] = r.value
-            count += len(records)
-        state.restore(latest.items())
+        return latest.items()
+
+    async def _recover(self, p: int) -> None:
+        state = PartitionState(p, self.policy, self.settings.forward_ttl_seconds * 1000)
+        state.restore(await self.loader(p))
         self.partitions[p] = state
-        log.info("state partition %d recovered: %d changelog records, %d keys", p, count, len(state.data))
+        log.info("state partition %d recovered: %d keys", p, len(state.data))
         self._ready[p].set()
 
     def stats(self) -> tuple[int, int]:

@@ -1,0 +1,154 @@
+"""The Faust agents under `test_context()`: no broker, an in-memory producer and ClickHouse writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from cxj.settings import Settings
+from sinks.writer import Batch
+from streams.agents import Pipeline
+from streams.app import create_app
+from streams.codec import decode_items
+from streams.flush import Flusher
+from streams.metrics import Metrics
+from streams.producer import partition_for
+from streams.topics import CHANGELOG, DLQ, STITCH
+from tests.factories import touchpoint
+
+
+class MemorySender:
+    """Records every send; deliveries succeed at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, int | None, Any]] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def _done(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
+                   headers: Any = None) -> asyncio.Future[Any]:  # fmt: skip
+        self.sent.append((topic, key, value, partition, headers))
+        return self._done()
+
+    async def send_many(self, topic: str, partition: int, records: Any) -> list[asyncio.Future[Any]]:
+        for key, value in records:
+            self.sent.append((topic, key, value, partition, None))
+        return [self._done()]
+
+    def on(self, topic: str) -> list[tuple[str, bytes | None, bytes | None, int | None, Any]]:
+        return [s for s in self.sent if s[0] == topic]
+
+
+class MemoryWriter:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+
+    def write(self, batch: Batch) -> dict[str, int]:
+        for table, rows in batch.rows.items():
+            self.rows[table].extend(rows)
+        return {t: len(r) for t, r in batch.rows.items()}
+
+
+class StaticReplica:
+    def __init__(self) -> None:
+        self.mapping: dict[str, str] = {}
+        self.get = self.mapping.get
+        self.caught_up = asyncio.Event()
+        self.caught_up.set()
+
+    def apply(self, identifier: str, key: str) -> None:
+        self.mapping[identifier] = key
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def _no_changelog(partition: int) -> list[tuple[str, bytes | None]]:
+    return []
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> tuple[Pipeline, MemorySender, MemoryWriter]:
+    settings = Settings(home=tmp_path, pii_secret="agent-test-secret-0123456789")  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    writer = MemoryWriter()
+    sender = MemorySender()
+    flusher = Flusher(writer, metrics, interval=3600)  # type: ignore[arg-type]
+    pipe = Pipeline(
+        create_app(settings),
+        settings,
+        sender,
+        flusher,
+        metrics,
+        registry,
+        replica=StaticReplica(),
+        changelog_loader=_no_changelog,
+    )  # type: ignore[arg-type]
+    return pipe, sender, writer
+
+
+async def _settle(pipe: Pipeline) -> None:
+    await asyncio.sleep(0.2)  # longer than the agents' take window
+    await pipe.flusher.flush()
+
+
+async def test_ingest_agent_routes_valid_touchpoints_and_dead_letters_the_rest(pipeline: Any) -> None:
+    pipe, sender, writer = pipeline
+    good = touchpoint("page_view", identity={"customer_id": "C-agent"})
+    batch = {"events": [touchpoint("login", identity={"customer_id": "C-agent", "anonymous_id": "a-1"}),
+                        {"not": "a touchpoint"}]}  # fmt: skip
+    async with pipe.agents["ingest"].test_context() as agent:
+        await agent.put(orjson.dumps(good))
+        await agent.put(b"{broken")
+        await agent.put(orjson.dumps(batch))
+        await _settle(pipe)
+
+    routed = [item for _, _, value, p, _ in sender.on(STITCH) for item in decode_items(value)]
+    assert [it.record.event_id for it in routed] == [good["event_id"], batch["events"][0]["event_id"]]
+    assert {p for *_, p, _ in sender.on(STITCH)} == {partition_for("C-agent", pipe.partitions)}
+    reasons = sorted(dict(h)["cx.dlq.reason"].decode() for *_, h in sender.on(DLQ))
+    assert reasons == ["invalid_json", "missing_identity"]
+    assert sorted(r.reason for r in writer.rows["dead_letters"]) == ["invalid_json", "missing_identity"]
+    assert pipe.metrics.touchpoints.labels("web")._value.get() == 2
+
+
+async def test_stitch_agent_writes_rows_changelog_and_one_alert(pipeline: Any) -> None:
+    pipe, sender, writer = pipeline
+    strikes = [
+        touchpoint("complaint_filed", identity={"customer_id": "C-3"}, context={"case_id": f"case-{i}"})
+        for i in range(3)
+    ]
+    async with pipe.agents["ingest"].test_context() as ingest:
+        for event in strikes:
+            await ingest.put(orjson.dumps(event))
+        await _settle(pipe)
+    async with pipe.agents["stitch"].test_context() as stitch:
+        for _, _, value, _, _ in sender.on(STITCH):
+            await stitch.put(value)
+        await _settle(pipe)
+
+    assert {r.event_id for r in writer.rows["touchpoints"]} == {e["event_id"] for e in strikes}
+    final = max(writer.rows["customer_experience"], key=lambda r: r.version)
+    assert (final.customer_key, final.dissatisfied_90d, final.churn_risk) == ("C-3", 3, "high")
+    assert len(writer.rows["churn_alerts"]) == 1
+    assert sorted(writer.rows["churn_alerts"][0].experience_keys) == [
+        "case:case-0",
+        "case:case-1",
+        "case:case-2",
+    ]
+    assert any(key == b"C-3" for _, key, *_ in sender.on(CHANGELOG))
