@@ -39,7 +39,7 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise StackError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:
                         return
             except OSError:
@@ -82,9 +82,10 @@ def run_demo(
     settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
     timeout: float,
 ) -> None:  # fmt: skip
+    from deploy.local.stack import LocalStack
+
     from cxj.report import collect, render
     from cxj.simulate import SimulationConfig, generate_raw, produce
-    from deploy.local.stack import LocalStack
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
     from streams.topics import create_topics
@@ -102,8 +103,10 @@ def run_demo(
     console.print(f"worker up; metrics at http://127.0.0.1:{settings.worker_web_port}/metrics")
     try:
         console.rule(f"[bold]4. {events:,} simulated touchpoints from {customers:,} customers")
-        config = SimulationConfig(seed=seed, customers=customers, events=events, days=60.0,
-                                  now=datetime.now(UTC), invalid_share=0.01, region=settings.default_region)  # fmt: skip
+        config = SimulationConfig(
+            seed=seed, customers=customers, events=events, days=60.0, now=datetime.now(UTC),
+            invalid_share=0.01, region=settings.default_region,
+        )  # fmt: skip
         started = time.monotonic()
         stats = produce(settings, generate_raw(config), batch_size=batch_size, total=events, progress=True)
         drained = wait_drained(settings, timeout)

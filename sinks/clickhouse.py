@@ -28,15 +28,21 @@ class ClickHouse:
     """A native-protocol connection to one database; reconnects on the next call after a failure."""
 
     def __init__(
-        self, dsn: ClickHouseDSN, *, connect_timeout: float = 5.0, send_timeout: float = 60.0
+        self,
+        dsn: ClickHouseDSN,
+        *,
+        connect_timeout: float = 5.0,
+        send_timeout: float = 60.0,
+        connect_database: str | None = None,
     ) -> None:
+        """Connect into `dsn.database` (users may be allowed that database only), or `connect_database`."""
         self.dsn = dsn
         self._client = Client(
             host=dsn.host,
             port=dsn.port,
             user=dsn.user,
             password=dsn.password.get_secret_value(),
-            database="default",
+            database=connect_database or dsn.database,
             connect_timeout=connect_timeout,
             send_receive_timeout=send_timeout,
         )

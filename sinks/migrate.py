@@ -46,8 +46,27 @@ def load_migrations(package: str = "sinks.migrations") -> list[Migration]:
     return found
 
 
+def ensure_database(ch: ClickHouse) -> None:
+    """Create the database if it is missing, connecting to `default` for that one statement."""
+    try:
+        ch.execute("SELECT 1")
+        return
+    except SinkError as exc:  # includes SinkUnavailable: old servers drop the handshake for a missing database
+        first = exc
+    boot = ClickHouse(ch.dsn, connect_database="default")
+    try:
+        boot.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
+    except SinkError as exc:
+        raise MigrationError(
+            f"cannot use database {ch.database!r} as {ch.dsn.user} ({first}) nor create it ({exc}); "
+            "create it as an administrator or check CXJ_CLICKHOUSE_URL"
+        ) from exc
+    finally:
+        boot.close()
+
+
 def _ledger(ch: ClickHouse) -> None:
-    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
+    ensure_database(ch)
     ch.execute(
         f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
         "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
@@ -58,7 +77,8 @@ def _ledger(ch: ClickHouse) -> None:
 def applied(ch: ClickHouse) -> dict[int, str]:
     """Applied migration versions and their checksums."""
     _ledger(ch)
-    rows = ch.execute(f"SELECT version, checksum FROM {ch.database}.schema_migrations FINAL")
+    # The database name is a validated identifier (ClickHouseDSN.parse).
+    rows = ch.execute(f"SELECT version, checksum FROM {ch.database}.schema_migrations FINAL")  # noqa: S608
     return {int(v): str(c) for v, c in rows}
 
 

@@ -118,7 +118,7 @@ class ClickHouseWriter:
         stored: set[tuple[str, int, int, int]] = set()
         for (topic, partition), (low, high) in spans.items():
             found = self.ch.execute(
-                f"SELECT topic, partition, offset, idx FROM {self.ch.database}.dead_letters "
+                f"SELECT topic, partition, offset, idx FROM {self.ch.database}.dead_letters "  # noqa: S608
                 "WHERE topic = %(t)s AND partition = %(p)s AND offset BETWEEN %(lo)s AND %(hi)s",
                 {"t": topic, "p": partition, "lo": low, "hi": high},
             )

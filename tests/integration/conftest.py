@@ -1,0 +1,83 @@
+"""The real local stack for integration tests: Tansu, ClickHouse, Prometheus, Alertmanager on free ports.
+
+One stack per test session (it starts in a few seconds); each test uses its own customer and event ids, so
+tests share it without interfering. `pipeline` adds topics, the schema and one running worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from cxj.demo import WorkerProcess
+from cxj.settings import Settings, load_settings
+from deploy.local.stack import LocalStack
+from sinks.clickhouse import ClickHouse
+from sinks.migrate import migrate
+from streams.topics import create_topics
+
+# The stack's own stack.env is the only configuration: nothing from the developer's shell leaks in.
+for _name in [n for n in os.environ if n.startswith("CXJ_")]:
+    del os.environ[_name]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports that were free a moment ago (bound together, so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            with closing(sock):
+                pass
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run the slow fault-injection suites")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow suite: `make reliability` runs it (--run-slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home: Path = tmp_path_factory.mktemp("cxj-home")
+    kafka, ch, ch_http, prom, am, web, hook = free_ports(7)
+    settings = load_settings(
+        home=home, kafka_port=kafka, clickhouse_port=ch, clickhouse_http_port=ch_http, prometheus_port=prom,
+        alertmanager_port=am, worker_web_port=web, alert_webhook_url=f"http://127.0.0.1:{hook}/alerts",
+    )  # fmt: skip
+    local = LocalStack(settings)
+    try:
+        local.up()
+        yield load_settings(home=home, alert_webhook_url=settings.alert_webhook_url)
+    finally:
+        local.down()
+
+
+@pytest.fixture(scope="session")
+def pipeline(stack: Settings) -> Iterator[Settings]:
+    """Topics, schema, and one worker consuming; yields the settings clients use."""
+    create_topics(stack)
+    migrate(ClickHouse(stack.clickhouse))
+    worker = WorkerProcess(stack)
+    worker.start()
+    try:
+        yield stack
+    finally:
+        worker.stop()
