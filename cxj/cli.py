@@ -86,9 +86,8 @@ def stack_down(ctx: typer.Context) -> None:
 @stack_app.command("status")
 def stack_status(ctx: typer.Context) -> None:
     """Each component: running, stopped, or a foreign process on its port."""
-    from rich.table import Table
-
     from deploy.local.stack import LocalStack
+    from rich.table import Table
 
     table = Table("component", "state", "pid", "endpoint", "detail")
     for s in LocalStack(_settings(ctx)).status():

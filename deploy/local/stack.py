@@ -230,7 +230,7 @@ class LocalStack:
             )
         log_path = self.log_dir / f"{spec.name}.log"
         with log_path.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv built from our config
+            proc = subprocess.Popen(
                 spec.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.home, start_new_session=True,
             )  # fmt: skip
@@ -381,6 +381,7 @@ class LocalStack:
         for sub in ("tmp", "user_files", "format_schemas"):
             (data / sub).mkdir(parents=True, exist_ok=True)
         database = escape(self._database())
+        scratch = data / "tmp"  # under our home, not the system temporary folder
         config = f"""<?xml version="1.0"?>
 <!-- Written by `cxj stack up`; edits are overwritten. -->
 <yandex>
@@ -391,7 +392,7 @@ class LocalStack:
   <http_port>{s.clickhouse_http_port}</http_port>
   <interserver_http_port>0</interserver_http_port>
   <path>{data}/</path>
-  <tmp_path>{data}/tmp/</tmp_path>
+  <tmp_path>{scratch}/</tmp_path>
   <user_files_path>{data}/user_files/</user_files_path>
   <format_schema_path>{data}/format_schemas/</format_schema_path>
   <users_config>{root}/users.xml</users_config>
