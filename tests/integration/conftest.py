@@ -7,9 +7,7 @@ tests share it without interfering. `pipeline` adds topics, the schema and one r
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,25 +18,11 @@ from deploy.local.stack import LocalStack
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
 from streams.topics import create_topics
+from tests.integration.pipeline_support import free_ports
 
 # The stack's own stack.env is the only configuration: nothing from the developer's shell leaks in.
 for _name in [n for n in os.environ if n.startswith("CXJ_")]:
     del os.environ[_name]
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (bound together, so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            with closing(sock):
-                pass
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -13,7 +14,21 @@ from cxj.demo import wait_drained
 from cxj.settings import Settings
 from sinks.clickhouse import ClickHouse
 
-__all__ = ["consume_all", "produce", "query", "send_and_drain"]
+__all__ = ["consume_all", "free_ports", "produce", "query", "send_and_drain"]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports that were free a moment ago (bound together, so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def produce(settings: Settings, payloads: Iterable[dict[str, Any] | bytes], *, key: bytes | None = None) -> int:
@@ -22,7 +37,9 @@ def produce(settings: Settings, payloads: Iterable[dict[str, Any] | bytes], *, k
     try:
         for payload in payloads:
             value = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-            producer.send("cx.touchpoints", value, key=key)
+            # Keyed like a feeder would (by its event id), so events spread over every partition.
+            own = key if key is not None or isinstance(payload, bytes) else str(payload.get("event_id", "")).encode()
+            producer.send("cx.touchpoints", value, key=own or None)
             n += 1
         producer.flush()
     finally:
