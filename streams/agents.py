@@ -104,6 +104,7 @@ class Pipeline:
         self.graph: IdentityGraph | None = None
         self._graph_ready = asyncio.Event()
         self._graph_task: asyncio.Task[None] | None = None
+        self._assigned: set[Any] = set()
         self._start_lock = asyncio.Lock()
         self._started = False
         app = self.app
@@ -150,12 +151,22 @@ class Pipeline:
             await self.producer.stop()
             self._started = False
 
+    def _count_assignment(self, tps: set[Any], sign: int) -> None:
+        if sign > 0:
+            self._assigned |= tps
+        else:
+            self._assigned -= tps
+        for topic in {tp.topic for tp in tps}:
+            self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in self._assigned if tp.topic == topic))
+
     async def on_assigned(self, sender: Any, assigned: set[Any], **_: Any) -> None:
+        self._count_assignment(assigned, +1)
         self.store.assign(tp.partition for tp in assigned if tp.topic == STITCH)
         if any(tp.topic == CLAIMS for tp in assigned) and self._graph_task is None:
             self._graph_task = asyncio.get_running_loop().create_task(self._load_graph())
 
     async def on_revoked(self, sender: Any, revoked: set[Any], **_: Any) -> None:
+        self._count_assignment(revoked, -1)
         self.store.revoke(tp.partition for tp in revoked if tp.topic == STITCH)
         if any(tp.topic == CLAIMS for tp in revoked):
             if self._graph_task is not None:

@@ -46,6 +46,7 @@ class Metrics:
     state_bytes: Gauge
     watermark_lag: Gauge
     flush_pending_rows: Gauge
+    assigned_partitions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -100,4 +101,7 @@ class Metrics:
                 "cx_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=r
             ),
             flush_pending_rows=Gauge("cx_flush_pending_rows", "Rows buffered for the next flush", registry=r),
+            assigned_partitions=Gauge(
+                "cx_assigned_partitions", "Partitions this worker holds, by topic", ["topic"], registry=r
+            ),
         )

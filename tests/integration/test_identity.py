@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -64,10 +65,24 @@ def test_identity_story_in_order(pipeline: Settings) -> None:
     _assert_story_ended_on_customer(pipeline, story)
 
 
-def _metric(port: int, name: str) -> float:
+def _metric(port: int, series: str) -> float:
+    """The sum of every sample whose line starts with `series` (a name, or a name and labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series))
+
+
+def _wait_shared(ports: list[int], partitions: int, timeout: float = 90) -> None:
+    """Until every worker holds input partitions and together they hold all of them."""
+    series = 'cx_assigned_partitions{topic="cx.touchpoints"}'
+    deadline = time.monotonic() + timeout
+    held: list[float] = []
+    while time.monotonic() < deadline:
+        held = [_metric(port, series) for port in ports]
+        if all(held) and sum(held) == partitions:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"workers did not share the partitions: {held}")
 
 
 def test_two_workers_stitch_across_partitions(pipeline: Settings) -> None:
@@ -75,6 +90,7 @@ def test_two_workers_stitch_across_partitions(pipeline: Settings) -> None:
     second = WorkerProcess(pipeline, name="worker-2", web_port=free_ports(1)[0])
     try:
         second.start()
+        _wait_shared([pipeline.worker_web_port, second.web_port], pipeline.topic_partitions)
         rng = random.Random(20261123)
         stories = [identity_story(uuid.uuid4().hex[:10], datetime.now(UTC) - timedelta(days=5), rng)
                    for _ in range(60)]  # fmt: skip
@@ -83,7 +99,8 @@ def test_two_workers_stitch_across_partitions(pipeline: Settings) -> None:
         send_and_drain(pipeline, events, timeout=240)
         for story in stories:
             _assert_story_ended_on_customer(pipeline, story)
-        assert _metric(second.web_port, "cx_touchpoints_total") > 0, "the second worker took no partitions"
-        assert _metric(pipeline.worker_web_port, "cx_touchpoints_total") > 0
+        for port in (pipeline.worker_web_port, second.web_port):
+            assert _metric(port, "cx_touchpoints_total{") > 0, f"worker on {port} ingested nothing"
+            assert _metric(port, "cx_signals_total{") > 0, f"worker on {port} stitched nothing"
     finally:
         second.stop()
