@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -119,3 +120,33 @@ def test_metrics_endpoint_is_clean_and_counts(pipeline: Settings) -> None:
                  "cx_churn_alerts_total{level=", "cx_sink_rows_total{table=", "cx_sink_batch_seconds_bucket{",
                  "cx_event_to_sink_lag_seconds_bucket{"):  # fmt: skip
         assert name in text, name
+
+
+def test_journeys_close_from_the_timer_when_traffic_stops(pipeline: Settings) -> None:
+    """A browse session idle for hours and a delivered order: abandoned by the timer, completed by its event."""
+    run = _uid()
+    customer = f"C-{run}"
+    long_ago = datetime.now(UTC) - timedelta(hours=3)
+    browse = [touchpoint("page_view", identity={"customer_id": customer}, at=long_ago + timedelta(minutes=i),
+                         context={"session_id": f"s-{run}"}) for i in range(3)]  # fmt: skip
+    order = {"order_id": f"o-{run}"}
+    purchase = [
+        touchpoint("order_placed", identity={"customer_id": customer}, at=long_ago, context=order,
+                   metrics={"amount": 99.0, "currency": "CNY"}),
+        touchpoint("delivered", channel="logistics", identity={"customer_id": customer},
+                   at=long_ago + timedelta(hours=2), context=order),
+    ]  # fmt: skip
+    send_and_drain(pipeline, [*browse, *purchase])
+    sql = ("SELECT journey_type, status, touchpoints FROM {db}.journeys FINAL WHERE customer_key = %(k)s "
+           "AND merged_into = '' ORDER BY journey_type")  # fmt: skip
+    deadline = time.monotonic() + 60  # the expiry timer runs every 5 s, then the next flush
+    rows = query(pipeline, sql, {"k": customer})
+    while ("browse", "abandoned", 3) not in rows and time.monotonic() < deadline:
+        time.sleep(1)
+        rows = query(pipeline, sql, {"k": customer})
+    assert sorted(rows) == [("browse", "abandoned", 3), ("purchase", "completed", 2)]
+    url = f"http://127.0.0.1:{pipeline.worker_web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    assert 'cx_journeys_closed_total{journey_type="browse",status="abandoned"}' in text
+    assert 'cx_journey_duration_seconds_bucket{journey_type="purchase"' in text
