@@ -22,8 +22,10 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack on loopback: broker, ClickHouse, Prometheus, Alertmanager.")
 schema_app = typer.Typer(help="JSON Schema files of the public contract.")
+bench_app = typer.Typer(help="Benchmarks on the local stack; each prints a table and writes JSON.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
+app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
 
@@ -86,8 +88,9 @@ def stack_down(ctx: typer.Context) -> None:
 @stack_app.command("status")
 def stack_status(ctx: typer.Context) -> None:
     """Each component: running, stopped, or a foreign process on its port."""
-    from deploy.local.stack import LocalStack
     from rich.table import Table
+
+    from deploy.local.stack import LocalStack
 
     table = Table("component", "state", "pid", "endpoint", "detail")
     for s in LocalStack(_settings(ctx)).status():
@@ -202,6 +205,36 @@ def schema_export(
 
     for path in export(out or DEFAULT_DIR):
         console.print(str(path))
+
+
+# --- benchmarks --------------------------------------------------------------------------------
+
+BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON results")]
+
+
+@bench_app.command("view")
+def bench_view(
+    ctx: typer.Context,
+    touchpoints: Annotated[int, typer.Option()] = 1_000_000,
+    out: BenchOut = Path("bench-results"),
+) -> None:
+    """Cost of touchpoints_resolved on N touchpoints vs no resolution and vs joining every identifier."""
+    import orjson
+    from rich.table import Table
+
+    from cxj.bench_view import ViewBenchConfig, run_view_bench
+
+    settings = _settings(ctx)
+    result = run_view_bench(settings, ViewBenchConfig(touchpoints=touchpoints))
+    table = Table("query", "median s", "peak memory MB", "rows read", title=(
+        f"{touchpoints:,} touchpoints, {result['table_rows'].get('identity_overrides', 0):,} overrides, "
+        f"{result['table_rows'].get('identity_links', 0):,} identity links"))  # fmt: skip
+    for q in result["queries"]:
+        table.add_row(q["name"], f"{q['seconds']:.3f}", f"{q['memory_mb']:.1f}", f"{q['rows_read']:,}")
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "view.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    console.print(f"written: {out / 'view.json'}")
 
 
 def main() -> None:

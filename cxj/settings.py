@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     clickhouse_url: SecretStr = SecretStr("clickhouse://default:@127.0.0.1:9000/cx")
     # Read-only user for the report and BI checks; falls back to clickhouse_url.
     clickhouse_bi_url: SecretStr | None = None
+    # Administrator (schema outside `cx`, benchmarks, `cxj forget`); falls back to clickhouse_url.
+    clickhouse_admin_url: SecretStr | None = None
 
     # --- PII -------------------------------------------------------------------
     pii_secret: SecretStr | None = None
@@ -140,6 +142,11 @@ class Settings(BaseSettings):
     @property
     def clickhouse_bi(self) -> ClickHouseDSN:
         url = self.clickhouse_bi_url or self.clickhouse_url
+        return ClickHouseDSN.parse(url.get_secret_value())
+
+    @property
+    def clickhouse_admin(self) -> ClickHouseDSN:
+        url = self.clickhouse_admin_url or self.clickhouse_url
         return ClickHouseDSN.parse(url.get_secret_value())
 
     def require_pii_secret(self) -> bytes:

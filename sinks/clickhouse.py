@@ -24,6 +24,11 @@ def to_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)]
 
 
+def _first_line(message: str) -> str:
+    """The server's message without the stack trace old servers append."""
+    return message.split(". Stack trace:", 1)[0].split("Stack trace:", 1)[0].strip()
+
+
 class ClickHouse:
     """A native-protocol connection to one database; reconnects on the next call after a failure."""
 
@@ -61,9 +66,10 @@ class ClickHouse:
                 f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}"
             ) from exc
         except ch_errors.ServerException as exc:
+            message = _first_line(exc.message)
             if exc.code in _RETRYABLE_CODES:
-                raise SinkUnavailable(f"ClickHouse busy (code {exc.code}): {exc.message}") from exc
-            raise SinkError(f"ClickHouse rejected the statement (code {exc.code}): {exc.message}") from exc
+                raise SinkUnavailable(f"ClickHouse busy (code {exc.code}): {message}") from exc
+            raise SinkError(f"ClickHouse rejected the statement (code {exc.code}): {message}") from exc
         except ch_errors.Error as exc:
             self._client.disconnect()
             raise SinkError(f"ClickHouse client error: {exc}") from exc
