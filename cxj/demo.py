@@ -82,10 +82,9 @@ def run_demo(
     settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
     timeout: float,
 ) -> None:  # fmt: skip
-    from deploy.local.stack import LocalStack
-
     from cxj.report import collect, render
     from cxj.simulate import SimulationConfig, generate_raw, produce
+    from deploy.local.stack import LocalStack
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
     from streams.topics import create_topics
