@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cxj.errors import ConfigError
 
@@ -41,12 +41,16 @@ class ClickHouseDSN:
             )
         if not parts.hostname:
             raise ConfigError("CXJ_CLICKHOUSE_URL has no host")
+        try:
+            port = parts.port or 9000
+        except ValueError as exc:
+            raise ConfigError(f"CXJ_CLICKHOUSE_URL has an invalid port: {exc}") from exc
         database = parts.path.lstrip("/") or "cx"
         if not database.replace("_", "").isalnum():
             raise ConfigError(f"CXJ_CLICKHOUSE_URL database {database!r} is not a plain identifier")
         return cls(
             host=parts.hostname,
-            port=parts.port or 9000,
+            port=port,
             user=unquote(parts.username or "default"),
             password=SecretStr(unquote(parts.password or "")),
             database=database,
@@ -99,7 +103,8 @@ class Settings(BaseSettings):
     window_days: int = Field(default=90, ge=1)
     allowed_lateness_days: int = Field(default=30, ge=0)
     max_identifiers: int = Field(default=50, ge=2)
-    identifier_blocklist: tuple[str, ...] = DEFAULT_BLOCKLIST
+    # A comma-separated list in CXJ_IDENTIFIER_BLOCKLIST (NoDecode: not JSON).
+    identifier_blocklist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_BLOCKLIST
     future_tolerance_seconds: int = Field(default=300, ge=0)
     repeat_contact_days: int = Field(default=7, ge=1)
     score_half_life_days: float = Field(default=30.0, gt=0)

@@ -43,8 +43,12 @@ def policy_from(settings: Settings) -> Policy:
         "service": settings.journey_service_idle_days * DAY_MS,
         "purchase": settings.journey_purchase_idle_days * DAY_MS,
     }
+    rules = load_rules(settings.signal_rules_file)
+    if rules.repeat_contact is not None and "repeat_contact_days" in settings.model_fields_set:
+        repeat = rules.repeat_contact.model_copy(update={"within_days": settings.repeat_contact_days})
+        rules = rules.model_copy(update={"repeat_contact": repeat})
     return Policy(
-        classifier=Classifier(load_rules(settings.signal_rules_file)),
+        classifier=Classifier(rules),
         journeys=JourneyPolicy(timeouts, settings.journey_retention_days * DAY_MS),
         window=settings.window_days * DAY_MS,
         lateness=settings.allowed_lateness_days * DAY_MS,

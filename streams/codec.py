@@ -22,6 +22,7 @@ __all__ = [
     "encode_state",
 ]
 
+_IDENTIFIERS: Final = TouchpointRecord._fields.index("identifiers")
 _STATE: Final = 1
 _FORWARD: Final = 0
 _STATUS: Final = ("", "open", "completed", "abandoned")
@@ -153,7 +154,9 @@ def decode_items(data: bytes) -> list[Item]:
     make = TouchpointRecord._make
     for doc in msgpack.unpackb(data, raw=False, use_list=True):
         if doc[0] == "tp":
-            rec = make(doc[1])
+            fields = doc[1]
+            fields[_IDENTIFIERS] = tuple(fields[_IDENTIFIERS])
+            rec = make(fields)
             items.append(Item("tp", rec.key, rec))
         else:
             items.append(Item(doc[0], doc[1], None, doc[2], doc[3]))

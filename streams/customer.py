@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 from schemas.records import TouchpointRecord
 from streams.journeys import Journey, JourneyPolicy, assign, merge_journeys
-from streams.risk import churn_level, crossings, experience_score, in_window
+from streams.risk import churn_level, crossings, experience_score, high_until, in_window
 from streams.signals import Classifier, Signal, experience_key
 
 __all__ = [
@@ -277,13 +277,21 @@ class CustomerState:
     def new_crossings(self, policy: Policy) -> list[tuple[int, int, list[str], int]]:
         """Crossings into high risk not alerted yet, now recorded as alerted.
 
-        Each is (instant, count just before, experience keys in the window, negative mask).
+        Each is (instant, count just before, experience keys in the window, negative mask). A crossing
+        is one high episode: when a late event moves the start of an episode that was already alerted
+        earlier, the record moves with it and nothing is emitted again (once per crossing).
         """
         negatives = {k: e for k, e in self.exps.items() if e.first_neg}
+        times = sorted(e.first_neg for e in negatives.values())
         found = []
         window = policy.window
-        for instant, before in crossings((e.first_neg for e in negatives.values()), window, self.horizon):
+        for instant, before in crossings(times, window, self.horizon):
             if instant in self.alerted:
+                continue
+            end = high_until(times, instant, window)
+            covered = [a for a in self.alerted if a >= instant and (end is None or a < end)]
+            if covered:
+                self.alerted = sorted({*(a for a in self.alerted if a not in covered), instant})
                 continue
             self.alerted.append(instant)
             keys = sorted(k for k, e in negatives.items() if in_window(e.first_neg, instant, window))

@@ -159,7 +159,9 @@ def _precheck(event: Any, blocklist: frozenset[str]) -> None:
     if not isinstance(event, dict):
         raise _Rejected(RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(event)}")
     version = event.get("schema_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version != 1:
+    if isinstance(version, bool):  # JSON true is not the integer 1 (True == 1 in Python)
+        raise _Rejected(RejectReason.INVALID_FIELD, f"schema_version: must be the integer 1, got {_kind(version)}")
+    if isinstance(version, int) and version != 1:
         raise _Rejected(
             RejectReason.UNSUPPORTED_SCHEMA_VERSION,
             f"schema_version {version}; this pipeline reads 1",
@@ -193,7 +195,8 @@ def _describe(errors: Sequence[Any]) -> str:
 
 def _ms(text: str) -> int:
     try:
-        when = datetime.fromisoformat(text)
+        # RFC 3339 allows a lower-case 'z'; Python 3.11's parser only takes 'Z'.
+        when = datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text)
     except ValueError as exc:
         raise _Rejected(RejectReason.INVALID_FIELD, "occurred_at: not a valid date and time") from exc
     return int(when.timestamp()) * 1000 + when.microsecond // 1000

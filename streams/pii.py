@@ -54,13 +54,17 @@ def hash_pii(secret: bytes, kind: str, value: str) -> str:
 # What dead letters must not carry: e-mail addresses and phone-number-like digit runs. Runs
 # glued to letters, dashes or colons (UUIDs, ids, clock times) and ISO dates are left alone.
 _REDACT_EMAIL: Final = re.compile(rb"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
-_REDACT_PHONE: Final = re.compile(rb"(?<![\w:\-])\+?\(?\d(?:[ ().\-]{0,2}\d){6,16}(?![\w:])")
+_REDACT_PHONE: Final = re.compile(rb"(?<![\w\-])(?<!\w:)\+?\(?\d(?:[ ().\-]{0,2}\d){6,16}(?![\w:])")
 _ISO_DATE: Final = re.compile(rb"^\d{4}-\d{2}-\d{2}$")
 
 
 def _phone_or_keep(match: re.Match[bytes]) -> bytes:
     text = match.group()
-    return text if _ISO_DATE.match(text) else b"<phone>"
+    if _ISO_DATE.match(text):
+        return text
+    # A bare JSON number (`"phone":13800138000`) becomes a string, so the payload stays valid JSON.
+    before = match.string[: match.start()].rstrip()[-1:]
+    return b'"<phone>"' if before in (b":", b",", b"[") else b"<phone>"
 
 
 def redact(raw: bytes) -> bytes:

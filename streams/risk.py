@@ -55,6 +55,21 @@ def crossings(first_negatives: Iterable[int], window: int, horizon: int) -> list
     return found
 
 
+def high_until(first_negatives: Sequence[int], start: int, window: int) -> int | None:
+    """The first instant after `start` at which the count falls below high again (None: still high).
+
+    `first_negatives` sorted. A time f counts in (t - window, t], so it stops counting at f + window;
+    the count can only fall at such an instant.
+    """
+    for f in first_negatives:
+        drop = f + window
+        if drop <= start:
+            continue
+        if bisect_right(first_negatives, drop) - bisect_right(first_negatives, drop - window) < HIGH_RISK_THRESHOLD:
+            return drop
+    return None
+
+
 def experience_score(
     contributions: Sequence[tuple[int, float]], t: int, window: int, half_life: float
 ) -> float:

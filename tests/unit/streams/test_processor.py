@@ -1,0 +1,184 @@
+"""Stage 2: churn-risk alerts once per crossing into `high`, never per event, and what they carry."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.records import ChurnAlert, TouchpointRecord
+from streams.codec import Item, decode_state
+from streams.processor import Output, PartitionState
+from tests.factories import T0, days, policy, record
+
+NOW = 2_000_000_000_000
+
+
+def complaint(case: str, day: float, key: str = "C1", **kwargs: Any) -> TouchpointRecord:
+    identity = {"customer_id": key} if not key.startswith("~") else {"anonymous_id": key.split(":", 1)[1]}
+    return record(
+        key=key,
+        event_type="complaint_filed",
+        channel="wechat",
+        at=T0 + days(day),
+        identity=identity,
+        context={"case_id": case},
+        **kwargs,
+    )
+
+
+def process(ps: PartitionState, *recs: TouchpointRecord) -> Output:
+    return ps.process([Item("tp", r.key, r) for r in recs], NOW, watermark=0)
+
+
+def alerts_one_by_one(ps: PartitionState, recs: list[TouchpointRecord]) -> list[ChurnAlert]:
+    return [a for rec in recs for a in process(ps, rec).alerts]
+
+
+def customer_row(out: Output, key: str = "C1") -> Any:
+    return [r for r in out.rows["customer_experience"] if r.customer_key == key][-1]
+
+
+def test_the_third_dissatisfying_experience_raises_one_alert_with_its_reasons() -> None:
+    order = record(event_type="order_placed", context={"order_id": "O1"}, metrics={"amount": 250.0})
+    call = record(
+        event_type="contact_ended",
+        channel="phone",
+        at=T0 + days(1),
+        context={"contact_id": "k1"},
+        metrics={"wait_seconds": 120, "transfers": 3, "handled_by": "human", "resolved": False},
+    )
+    delay = record(
+        event_type="delivery_delayed", channel="logistics", at=T0 + days(2), context={"order_id": "O1"}
+    )
+    third = complaint("K1", 3)
+    out = process(PartitionState(0, policy()), order, call, delay, third)
+    [alert] = out.alerts
+    assert (alert.customer_key, alert.level, alert.previous_level, alert.dissatisfied_90d) == (
+        "C1",
+        "high",
+        "elevated",
+        3,
+    )
+    assert alert.experience_keys == ["case:K1", "contact:k1", "order:O1"]
+    assert alert.signals == sorted(
+        ["long_wait", "repeated_transfer", "unresolved_contact", "delivery_delayed", "complaint"]
+    )
+    assert alert.dimensions == ["fairness", "knowledge", "respect", "transparency"]
+    assert alert.triggered_at == datetime.fromtimestamp(third.occurred_ms / 1000, UTC)
+    assert alert.lifetime_value == 250.0
+    row = customer_row(out)
+    assert (row.dissatisfied_90d, row.churn_risk, row.lifetime_value) == (3, "high", 250.0)
+
+
+def test_alerts_once_per_crossing_never_per_event() -> None:
+    ps = PartitionState(0, policy())
+    alerts = alerts_one_by_one(ps, [complaint(f"K{i}", i) for i in range(6)])
+    assert len(alerts) == 1
+    assert alerts[0].triggered_at == T0 + days(2)
+
+
+def test_two_strikes_raise_nothing() -> None:
+    ps = PartitionState(0, policy())
+    assert alerts_one_by_one(ps, [complaint("K1", 0), complaint("K2", 1)]) == []
+
+
+def test_one_call_with_three_bad_signals_is_one_strike_not_three() -> None:
+    call = record(
+        event_type="contact_ended",
+        channel="phone",
+        context={"contact_id": "k1"},
+        metrics={"wait_seconds": 300, "transfers": 4, "handled_by": "none", "resolved": False},
+    )
+    survey = record(
+        event_type="survey_response",
+        channel="survey",
+        at=T0 + days(1),
+        context={"contact_id": "k1"},
+        metrics={"csat": 1, "nps": 0, "ces": 1},
+    )
+    out = process(PartitionState(0, policy()), call, survey)
+    assert out.alerts == []
+    row = customer_row(out)
+    assert (row.dissatisfied_90d, row.churn_risk) == (1, "low")
+
+
+def test_duplicates_raise_no_second_alert() -> None:
+    ps = PartitionState(0, policy())
+    recs = [complaint(f"K{i}", i) for i in range(3)]
+    assert len(process(ps, *recs).alerts) == 1
+    again = process(ps, *recs, *recs)
+    assert again.alerts == []
+    assert again.duplicates == 6
+
+
+def test_falling_below_high_and_crossing_again_alerts_again() -> None:
+    ps = PartitionState(0, policy())
+    first = [complaint(f"A{i}", i) for i in range(3)]
+    quiet = record(event_type="page_view", at=T0 + days(150))  # the first three have left the window
+    second = [complaint(f"B{i}", 150 + i) for i in range(3)]
+    alerts = alerts_one_by_one(ps, [*first, quiet, *second])
+    assert [a.triggered_at for a in alerts] == [T0 + days(2), T0 + days(152)]
+    assert [a.previous_level for a in alerts] == ["elevated", "elevated"]
+    assert alerts[1].experience_keys == ["case:B0", "case:B1", "case:B2"]
+    assert alerts[0].alert_id != alerts[1].alert_id
+
+
+def test_the_level_in_between_is_not_high() -> None:
+    ps = PartitionState(0, policy())
+    process(ps, *(complaint(f"A{i}", i) for i in range(3)))
+    out = process(ps, record(event_type="page_view", at=T0 + days(150)))
+    assert customer_row(out).churn_risk == "none"
+
+
+def test_any_order_within_a_batch_raises_the_same_single_alert() -> None:
+    recs = [complaint("K1", 0), complaint("K2", 5), complaint("K3", 9), complaint("K4", 12)]
+    seen = set()
+    for order in itertools.permutations(recs):
+        [alert] = process(PartitionState(0, policy()), *order).alerts
+        seen.add((alert.alert_id, alert.triggered_at, tuple(alert.experience_keys)))
+    [(_, triggered_at, keys)] = seen
+    assert (triggered_at, keys) == (T0 + days(9), ("case:K1", "case:K2", "case:K3"))
+
+
+def test_a_late_event_moving_the_crossing_earlier_does_not_alert_that_crossing_twice() -> None:
+    recs = [complaint("K1", 0), complaint("K2", 5), complaint("K4", 12), complaint("K3", 9)]
+    alerts = alerts_one_by_one(PartitionState(0, policy()), recs)
+    assert len(alerts) == 1
+
+
+def test_the_alert_id_is_deterministic_for_the_same_crossing() -> None:
+    recs = [complaint(f"K{i}", i) for i in range(3)]
+    one = process(PartitionState(0, policy()), *recs).alerts
+    two = process(PartitionState(5, policy()), *reversed(recs)).alerts
+    assert [a.alert_id for a in one] == [a.alert_id for a in two]
+
+
+def test_a_restored_partition_does_not_alert_the_same_crossing_again() -> None:
+    ps = PartitionState(0, policy())
+    assert len(process(ps, *(complaint(f"K{i}", i) for i in range(3))).alerts) == 1
+    restored = PartitionState(0, policy())
+    restored.restore(ps.data.items())
+    assert process(restored, complaint("K9", 4)).alerts == []
+
+
+def test_a_crossing_alerted_under_an_anonymous_key_is_not_alerted_again_after_the_merge() -> None:
+    ps = PartitionState(0, policy())
+    anon = "~anon:a1"
+    assert len(process(ps, *(complaint(f"K{i}", i, key=anon) for i in range(3))).alerts) == 1
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW, watermark=0)
+    assert [(it.kind, it.key) for it in moved.forward] == [("state", "C1")]
+    merged = ps.process(moved.forward, NOW, watermark=0)
+    assert merged.alerts == []
+    assert decode_state(ps.data["C1"]).counters(policy()).level == "high"
+    assert process(ps, complaint("K7", 5)).alerts == []
+
+
+def test_merging_two_keys_that_together_reach_three_alerts_once() -> None:
+    ps = PartitionState(0, policy())
+    anon = "~anon:a1"
+    process(ps, complaint("K1", 0), complaint("K2", 1, key=anon), complaint("K3", 2, key=anon))
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW, watermark=0)
+    [alert] = ps.process(moved.forward, NOW, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(2))
+    assert alert.experience_keys == ["case:K1", "case:K2", "case:K3"]

@@ -1,0 +1,83 @@
+"""The CX report's pure parts: rendering a Report and reading it back, no ClickHouse."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from cxj.report import Report, render
+
+
+def _report() -> Report:
+    return Report(
+        touchpoints=1_234_567,
+        dead_letters=42,
+        customers=900,
+        alerts=7,
+        journeys=3_210,
+        risk=[("high", 7, -61.34, 12_345.5), ("elevated", 20, -20.0, 0.0), ("none", 873, 12.3, 99_000.0)],
+        dissatisfaction=[("phone", "long_wait", "respect", 120, 340)],
+        latest_alerts=[
+            (
+                datetime(2026, 11, 20, 10, 11, tzinfo=UTC),
+                "C-42",
+                3,
+                ["case:K1", "contact:c1", "order:O1"],
+                ["complaint", "long_wait"],
+                1_999.9,
+            ),
+        ],
+        rejections=[("invalid_field", 30), ("missing_identity", 12)],
+    )
+
+
+def _text(report: Report) -> str:
+    console = Console(record=True, width=200, color_system=None)
+    render(report, console)
+    return console.export_text()
+
+
+def test_render_shows_the_totals() -> None:
+    text = _text(_report())
+    assert "1,234,567 touchpoints" in text
+    assert "900 customers" in text
+    assert "3,210 journeys" in text
+    assert "7 churn alerts" in text
+    assert "42 dead letters" in text
+
+
+def test_render_shows_risk_levels_with_score_and_lifetime_value() -> None:
+    lines = _text(_report()).splitlines()
+    high = next(line for line in lines if "high" in line and "12,345.50" in line)
+    assert "-61.3" in high
+
+
+def test_render_shows_why_an_alert_was_raised() -> None:
+    text = _text(_report())
+    assert "2026-11-20 10:11" in text
+    assert "case:K1, contact:c1, order:O1" in text
+    assert "complaint, long_wait" in text
+    assert "1,999.90" in text
+
+
+def test_render_lists_dead_letters_by_reason_only_when_there_are_some() -> None:
+    assert "Dead letters by reason: invalid_field 30, missing_identity 12" in _text(_report())
+    empty = _report()
+    empty.rejections = []
+    assert "Dead letters by reason" not in _text(empty)
+
+
+def test_customers_at_a_level() -> None:
+    report = _report()
+    assert (report.customers_at("high"), report.customers_at("none"), report.customers_at("low")) == (
+        7,
+        873,
+        0,
+    )
+
+
+def test_an_empty_report_renders() -> None:
+    text = _text(Report())
+    assert "0 touchpoints" in text
+    assert Report().as_dict()["risk"] == []
