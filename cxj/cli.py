@@ -237,6 +237,43 @@ def bench_view(
     console.print(f"written: {out / 'view.json'}")
 
 
+@bench_app.command("pipeline")
+def bench_pipeline(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(help="Touchpoints preloaded per throughput scenario")] = 500_000,
+    customers: Annotated[int, typer.Option()] = 50_000,
+    big_customers: Annotated[int, typer.Option(help="Customers in the state-size scenario")] = 1_000_000,
+    latency_seconds: Annotated[float, typer.Option()] = 30.0,
+    only: Annotated[list[str] | None, typer.Option(help="Run scenarios whose name contains this")] = None,
+    out: BenchOut = Path("bench-results"),
+) -> None:
+    """Events/s end to end (single and batched, 1 and 2 workers), raw consume ratio, latency, memory."""
+    import orjson
+    from rich.table import Table
+
+    from cxj.bench_pipeline import PipelineBenchConfig, run_pipeline_bench
+
+    cfg = PipelineBenchConfig(events=events, customers=customers, big_customers=big_customers,
+                              latency_seconds=latency_seconds, only=tuple(only or ()))  # fmt: skip
+    result = run_pipeline_bench(_settings(ctx), cfg, log=console.print)
+    table = Table("scenario", "events", "end-to-end ev/s", "raw consume ev/s", "ratio", "p50 / p99 s",
+                  "peak RSS MB", "state B/customer", "customers", "rows in CH",
+                  title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores)")  # fmt: skip
+    for r in result["results"]:
+        latency = "" if r["latency_p99"] is None else f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f}"
+        table.add_row(
+            r["scenario"]["name"], f"{r['events_sent']:,}", f"{r['end_to_end_eps']:,.0f}" if r["seconds"] else "",
+            f"{r['raw_consume_eps']:,.0f}" if r["raw_consume_eps"] else "",
+            f"{r['ratio_to_raw']:.3f}" if r["ratio_to_raw"] else "", latency,
+            ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"]), f"{r['state_bytes_per_customer']:,.0f}",
+            f"{r['state_customers']:,}", f"{r['touchpoints_in_clickhouse']:,}",
+        )  # fmt: skip
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    console.print(f"written: {out / 'pipeline.json'}")
+
+
 def main() -> None:
     try:
         app()

@@ -123,6 +123,15 @@ def test_each_broken_payload_is_rejected_once_and_every_reason_occurs() -> None:
     assert len(broken) == pytest.approx(0.01 * len(raw), abs=1)
 
 
+def test_an_all_broken_run_still_gives_every_reason() -> None:
+    cfg = config(events=40, invalid_share=1.0)
+    raw = list(generate_raw(cfg))
+    assert all(isinstance(i, bytes) for i in raw)
+    result = run_ingest(raw, cfg)
+    assert result.records == [] and len(result.rejected) == 40
+    assert Counter(d.reason.value for d in result.rejected) == {r: 5 for r in INVALID_REASONS}
+
+
 def test_broken_payloads_are_spread_through_the_stream() -> None:
     _, raw = raw_run()
     positions = [i for i, item in enumerate(raw) if isinstance(item, bytes)]

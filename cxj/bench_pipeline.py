@@ -1,0 +1,317 @@
+"""End-to-end throughput, latency and memory of the pipeline on a private local stack (`cxj bench pipeline`).
+
+Each scenario starts from nothing: the broker is restarted (Tansu keeps topics in memory), the database is
+recreated, N touchpoints from `cxj simulate` are preloaded, then the workers start and the clock runs until
+the consumer group has committed every input offset, which the worker does only after every derived row is
+in ClickHouse. The same run measures the raw aiokafka consume + orjson decode rate of the preloaded topic, so
+the ratio shows what the pipeline costs over reading bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cxj.demo import WorkerProcess, wait_drained
+from cxj.errors import StackError
+from cxj.settings import ClickHouseDSN, Settings, load_settings
+from cxj.simulate import SimulationConfig, generate_raw, produce
+
+__all__ = ["PipelineBenchConfig", "Scenario", "run_pipeline_bench"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    events: int
+    customers: int
+    batch_size: int
+    workers: int = 1
+    rate: float | None = None  # None: preload everything first; else produce at this rate while running
+    seconds: float | None = None  # with `rate`: how long to produce
+
+
+@dataclass(frozen=True)
+class PipelineBenchConfig:
+    events: int = 500_000
+    customers: int = 50_000
+    big_customers: int = 1_000_000
+    latency_rate: float = 5_000.0
+    latency_seconds: float = 30.0
+    latency_batch: int = 1
+    seed: int = 11
+    only: tuple[str, ...] = ()  # scenario names to run (all when empty)
+    timeout: float = 1800.0
+
+    def scenarios(self) -> list[Scenario]:
+        all_ = [
+            Scenario("batched x500, 1 worker", self.events, self.customers, 500),
+            Scenario("single events, 1 worker", self.events, self.customers, 1),
+            Scenario("batched x500, 2 workers", self.events, self.customers, 500, workers=2),
+            Scenario("single events, 2 workers", self.events, self.customers, 1, workers=2),
+            Scenario(f"latency at {self.latency_rate:,.0f} events/s", int(self.latency_rate * self.latency_seconds),
+                     self.customers, self.latency_batch, rate=self.latency_rate, seconds=self.latency_seconds),
+            Scenario(f"{self.big_customers:,} customers, batched x500", self.big_customers, self.big_customers, 500),
+        ]  # fmt: skip
+        return [s for s in all_ if not self.only or any(o in s.name for o in self.only)]
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    events_sent: int = 0
+    produce_eps: float = 0.0
+    raw_consume_eps: float = 0.0
+    seconds: float = 0.0
+    end_to_end_eps: float = 0.0
+    ratio_to_raw: float = 0.0
+    touchpoints_in_clickhouse: int = 0
+    dead_letters_in_clickhouse: int = 0
+    peak_rss_mb: list[float] = field(default_factory=list)
+    state_customers: int = 0
+    state_bytes: int = 0
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+
+    @property
+    def state_bytes_per_customer(self) -> float:
+        return self.state_bytes / self.state_customers if self.state_customers else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["state_bytes_per_customer"] = round(self.state_bytes_per_customer, 1)
+        return out
+
+
+# --- measuring helpers -------------------------------------------------------------------------
+
+
+def _metrics_text(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def _samples(text: str, name: str) -> Iterator[tuple[str, float]]:
+    for line in text.splitlines():
+        if line.startswith(name):
+            series, value = line.rsplit(" ", 1)
+            yield series, float(value)
+
+
+def _gauge(text: str, name: str) -> float:
+    return sum(v for s, v in _samples(text, name) if s == name or s.startswith(name + "{"))
+
+
+def _buckets(text: str, name: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for series, value in _samples(text, name + "_bucket"):
+        le = series.split('le="', 1)[1].split('"', 1)[0]
+        bound = float("inf") if le == "+Inf" else float(le)
+        out[bound] = out.get(bound, 0.0) + value
+    return out
+
+
+def quantile(buckets: dict[float, float], q: float) -> float | None:
+    """Prometheus-style histogram_quantile over cumulative buckets (linear within a bucket)."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            inside = count - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, count
+    return lower
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _raw_consume_rate(settings: Settings, expected_messages: int, batched: bool) -> tuple[int, float]:
+    """aiokafka getmany + orjson decode of every touchpoint on cx.touchpoints: (events, seconds)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 2**20, fetch_max_bytes=64 * 2**20)  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic("cx.touchpoints") or set()
+        tps = [TopicPartition("cx.touchpoints", p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        messages = events = 0
+        started = time.perf_counter()
+        while messages < expected_messages:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    messages += 1
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        doc = orjson.loads(record.value)
+                        events += len(doc["events"]) if batched and isinstance(doc, dict) and "events" in doc else 1
+        return events, time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _reset(stack: Any, settings: Settings) -> None:
+    """A fresh broker (in-memory topics) and a fresh database, then topics and schema."""
+    from sinks.clickhouse import ClickHouse
+    from sinks.migrate import migrate
+    from streams.topics import create_topics
+
+    stack.stop("kafka")
+    stack.start("kafka")
+    create_topics(settings)
+    admin = settings.clickhouse_admin
+    boot = ClickHouse(ClickHouseDSN(admin.host, admin.port, admin.user, admin.password, "default"))
+    boot.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+    boot.execute(f"CREATE DATABASE {settings.clickhouse.database}")
+    boot.close()
+    migrate(ClickHouse(settings.clickhouse))
+
+
+def _count(settings: Settings, sql: str) -> int:
+    from sinks.clickhouse import ClickHouse
+
+    ch = ClickHouse(settings.clickhouse)
+    try:
+        return int(ch.query(sql)[0][0])
+    finally:
+        ch.close()
+
+
+def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBenchConfig, log: Any) -> Result:
+    result = Result(sc)
+    _reset(stack, settings)
+    sim = SimulationConfig(seed=cfg.seed, customers=sc.customers, events=sc.events, days=60.0,
+                           now=datetime.now(UTC), invalid_share=0.01, region=settings.default_region)  # fmt: skip
+    workers = [WorkerProcess(settings, name=f"bench-worker-{i}", web_port=port)
+               for i, port in enumerate(_free_ports(sc.workers))]  # fmt: skip
+    if sc.rate is None:
+        log(f"  preloading {sc.events:,} touchpoints (batch {sc.batch_size}) …")
+        stats = produce(settings, generate_raw(sim), batch_size=sc.batch_size, total=sc.events)
+        result.events_sent, result.produce_eps = stats.sent_events, stats.events_per_second
+        events, seconds = asyncio.run(_raw_consume_rate(settings, stats.sent_messages, sc.batch_size > 1))
+        result.raw_consume_eps = events / seconds if seconds else 0.0
+        log(f"  raw aiokafka consume+decode: {result.raw_consume_eps:,.0f} events/s; starting {sc.workers} worker(s)")
+        started = time.monotonic()
+        for w in workers:
+            w.start()
+        try:
+            finished = wait_drained(settings, cfg.timeout, settle=0.5)
+            result.seconds = finished - started
+            result.end_to_end_eps = result.events_sent / result.seconds
+            result.ratio_to_raw = result.end_to_end_eps / result.raw_consume_eps if result.raw_consume_eps else 0.0
+            _collect_worker_figures(result, workers)
+        finally:
+            for w in workers:
+                w.stop()
+    else:
+        for w in workers:
+            w.start()
+        try:
+            before = [_buckets(_metrics_text(w.web_port), "cx_event_to_sink_lag_seconds") for w in workers]
+            log(f"  producing {sc.rate:,.0f} events/s for {sc.seconds:.0f} s (batch {sc.batch_size}) …")
+            stats = produce(settings, generate_raw(replace(sim, invalid_share=0.0)), rate=sc.rate,
+                            batch_size=sc.batch_size, total=sc.events)  # fmt: skip
+            result.events_sent, result.produce_eps = stats.sent_events, stats.events_per_second
+            wait_drained(settings, cfg.timeout, settle=0.5)
+            time.sleep(1.0)
+            after = [_buckets(_metrics_text(w.web_port), "cx_event_to_sink_lag_seconds") for w in workers]
+            delta: dict[float, float] = {}
+            for b, a in zip(before, after, strict=True):
+                for bound, count in a.items():
+                    delta[bound] = delta.get(bound, 0.0) + count - b.get(bound, 0.0)
+            result.latency_p50, result.latency_p99 = quantile(delta, 0.5), quantile(delta, 0.99)
+            _collect_worker_figures(result, workers)
+        finally:
+            for w in workers:
+                w.stop()
+    result.touchpoints_in_clickhouse = _count(settings, "SELECT count() FROM {db}.touchpoints FINAL")
+    result.dead_letters_in_clickhouse = _count(settings, "SELECT count() FROM {db}.dead_letters")
+    return result
+
+
+def _collect_worker_figures(result: Result, workers: list[WorkerProcess]) -> None:
+    for w in workers:
+        assert w.proc is not None
+        text = _metrics_text(w.web_port)
+        result.state_customers += int(_gauge(text, "cx_state_customers"))
+        result.state_bytes += int(_gauge(text, "cx_state_bytes"))
+        result.peak_rss_mb.append(round(_peak_rss_mb(w.proc.pid), 1))
+
+
+def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = print) -> dict[str, Any]:
+    """Run every scenario on a private stack under `<home>/bench`; returns the figures."""
+    from deploy.local.stack import LocalStack
+
+    home = (base.home / "bench").resolve()
+    kafka, ch, ch_http, prom, am = _free_ports(5)
+    settings = load_settings(home=home, kafka_port=kafka, clickhouse_port=ch, clickhouse_http_port=ch_http,
+                             prometheus_port=prom, alertmanager_port=am)  # fmt: skip
+    stack = LocalStack(settings)
+    stack.down()
+    stack.up(["kafka", "clickhouse"])
+    settings = load_settings(home=home)
+    results = []
+    try:
+        for sc in cfg.scenarios():
+            log(f"[bold]{sc.name}[/]")
+            r = _run_scenario(stack, settings, sc, cfg, log)
+            log(f"  {r.end_to_end_eps:,.0f} events/s end to end" if sc.rate is None else
+                f"  p50 {r.latency_p50} s, p99 {r.latency_p99} s")  # fmt: skip
+            results.append(r)
+    except StackError:
+        raise
+    finally:
+        stack.down()
+    return {
+        "machine": _machine(),
+        "config": asdict(cfg),
+        "results": [r.as_dict() for r in results],
+    }
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
