@@ -181,6 +181,7 @@ def report(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(help="Rows per section")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML report here")] = None,
 ) -> None:
     """The CX report from ClickHouse: risk, dissatisfaction by channel and signal, latest alerts."""
     import orjson
@@ -189,6 +190,12 @@ def report(
     from sinks.clickhouse import ClickHouse
 
     settings = _settings(ctx)
+    if html is not None:
+        from cxj.report_html import collect_html, render_html
+
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
+        console.print(f"HTML report: {html}")
     data = collect(ClickHouse(settings.clickhouse_bi), limit=limit)
     if json_out:
         sys.stdout.write(orjson.dumps(data.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -205,6 +212,20 @@ def schema_export(
 
     for path in export(out or DEFAULT_DIR):
         console.print(str(path))
+
+
+@schema_app.command("cluster")
+def schema_cluster(
+    out: Annotated[Path, typer.Option(help="Where to write the DDL")] = Path("deploy/k8s/clickhouse/schema-cluster.sql"),
+    cluster: Annotated[str, typer.Option(help="ClickHouse cluster name (remote_servers)")] = "cx",
+    database: Annotated[str, typer.Option()] = "cx",
+) -> None:
+    """Write the cluster variant of the schema (Replicated tables behind Distributed ones)."""
+    from sinks.cluster import cluster_schema
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(cluster_schema(database, cluster))
+    console.print(str(out))
 
 
 # --- benchmarks --------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertmanager)
+# chromium: the HTML report is checked in headless Chromium.
+APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertmanager chromium)
 VENV=.venv
 
 missing=()
-for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool; do
+for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool chromium; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 py=""

@@ -18,7 +18,9 @@ from deploy.local.stack import LocalStack
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
 from streams.topics import create_topics
-from tests.integration.pipeline_support import free_ports
+from tests.integration.pipeline_support import WebhookReceiver, free_ports
+
+RECEIVERS: dict[str, WebhookReceiver] = {}
 
 # The stack's own stack.env is the only configuration: nothing from the developer's shell leaks in.
 for _name in [n for n in os.environ if n.startswith("CXJ_")]:
@@ -47,11 +49,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         alertmanager_port=am, worker_web_port=web, alert_webhook_url=f"http://127.0.0.1:{hook}/alerts",
     )  # fmt: skip
     local = LocalStack(settings)
+    webhook = WebhookReceiver(hook)  # listening before Alertmanager could notify
+    RECEIVERS[settings.alert_webhook_url or ""] = webhook
     try:
         local.up()
         yield load_settings(home=home, alert_webhook_url=settings.alert_webhook_url)
     finally:
         local.down()
+        webhook.close()
+
+
+@pytest.fixture(scope="session")
+def webhook(stack: Settings) -> WebhookReceiver:
+    """What Alertmanager delivered to CXJ_ALERT_WEBHOOK_URL during the session."""
+    return RECEIVERS[stack.alert_webhook_url or ""]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from cxj.demo import wait_drained
 from cxj.settings import Settings
 from sinks.clickhouse import ClickHouse
 
-__all__ = ["consume_all", "free_ports", "produce", "query", "send_and_drain"]
+__all__ = ["WebhookReceiver", "consume_all", "free_ports", "produce", "query", "send_and_drain"]
 
 
 def free_ports(n: int) -> list[int]:
@@ -68,3 +68,35 @@ def consume_all(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[
         return list(consumer)
     finally:
         consumer.close()
+
+
+class WebhookReceiver:
+    """An Alertmanager webhook endpoint: collects every JSON body POSTed to it."""
+
+    def __init__(self, port: int) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []  # type: list[dict[str, Any]]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return [alert for body in self.received for alert in body.get("alerts", [])]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,96 @@
+"""The ClickHouse cluster variant of the schema: Replicated*MergeTree shards behind Distributed tables.
+
+Derived from the same migrations as the single-node schema, so the two never drift:
+- every `CREATE TABLE {db}.t ... ENGINE = XMergeTree(args)` becomes `{db}.t_local` with
+  `ReplicatedXMergeTree('/clickhouse/tables/{shard}/{db}/t', '{replica}', args)` ON CLUSTER, plus
+  `{db}.t` as `Distributed(cluster, db, t_local, <sharding key>)` so the pipeline and BI keep the same names;
+- materialized views read and write the local tables on each shard (a rollup row is built where its source
+  row lands; the rollups' distinct-count states merge exactly across shards);
+- plain views stay on the Distributed tables, with GLOBAL joins (the small overrides side is shipped once);
+- one-off backfill INSERTs are dropped (a new cluster starts empty; backfill with INSERT ... SELECT).
+
+Sharding keys keep each deduplication key on one shard (ReplacingMergeTree only deduplicates within a shard).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from sinks.migrate import load_migrations, split_statements
+
+__all__ = ["SHARDING_KEYS", "cluster_schema"]
+
+SHARDING_KEYS: Final = {
+    "touchpoints": "cityHash64(event_id)",
+    "experience_signals": "cityHash64(event_id)",
+    "customer_experience": "cityHash64(customer_key)",
+    "churn_alerts": "cityHash64(alert_id)",
+    "journeys": "cityHash64(journey_id)",
+    "identity_links": "cityHash64(identifier)",
+    "identity_overrides": "cityHash64(stitched_key)",
+    "identity_conflicts": "cityHash64(identifier)",
+    "dead_letters": "rand()",
+    "schema_migrations": "version",
+    "signals_hourly": "cityHash64(channel, signal)",
+    "risk_daily": "cityHash64(customer_key)",
+    "journey_funnel": "cityHash64(journey_id)",
+}
+
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\{db\})\.(\w+)", re.S)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?")
+_MV = re.compile(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+) TO \{db\}\.(\w+) AS", re.S)
+
+
+def _table(statement: str, cluster: str) -> list[str]:
+    name = _CREATE_TABLE.search(statement)
+    engine = _ENGINE.search(statement)
+    if name is None or engine is None:
+        raise ValueError(f"cannot convert statement:\n{statement}")
+    table = name.group(2)
+    args = [a.strip() for a in (engine.group(2) or "").split(",") if a.strip()]
+    zk_path = f"'/clickhouse/tables/{{shard}}/{{db}}/{table}'"
+    engine_args = ", ".join([zk_path, "'{replica}'", *args])
+    replicated = f"ENGINE = Replicated{engine.group(1)}({engine_args})"
+    local = _CREATE_TABLE.sub(f"CREATE TABLE IF NOT EXISTS {{db}}.{table}_local ON CLUSTER '{cluster}'", statement, 1)
+    local = _ENGINE.sub(lambda _: replicated, local, 1)
+    key = SHARDING_KEYS.get(table)
+    if key is None:
+        raise ValueError(f"no sharding key for table {table}: add one to SHARDING_KEYS")
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{table} ON CLUSTER '{cluster}' AS {{db}}.{table}_local\n"
+        f"ENGINE = Distributed('{cluster}', '{{db}}', '{table}_local', {key})"
+    )
+    return [local, distributed]
+
+
+def _materialized_view(statement: str, cluster: str) -> str:
+    def local(match: re.Match[str]) -> str:
+        return (f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{match.group(1)} ON CLUSTER '{cluster}' "
+                f"TO {{db}}.{match.group(2)}_local AS")  # fmt: skip
+
+    head = _MV.sub(local, statement, 1)
+    return re.sub(r"FROM \{db\}\.(\w+)", r"FROM {db}.\1_local", head)
+
+
+def cluster_schema(database: str = "cx", cluster: str = "cx") -> str:
+    """The whole schema as ON CLUSTER DDL for `cluster`, database `database`."""
+    out = [f"CREATE DATABASE IF NOT EXISTS {{db}} ON CLUSTER '{cluster}'"]
+    for migration in load_migrations():
+        for statement in split_statements(migration.sql):
+            text = statement.strip()
+            upper = text.upper()
+            if upper.startswith("CREATE DATABASE") or upper.startswith("INSERT INTO"):
+                continue
+            if upper.startswith("CREATE TABLE"):
+                out.extend(_table(text, cluster))
+            elif upper.startswith("CREATE MATERIALIZED VIEW"):
+                out.append(_materialized_view(text, cluster))
+            elif upper.startswith("CREATE VIEW"):
+                view = re.sub(r"^(CREATE VIEW IF NOT EXISTS \{db\}\.\w+)", rf"\1 ON CLUSTER '{cluster}'", text)
+                out.append(view.replace("ANY LEFT JOIN", "GLOBAL ANY LEFT JOIN"))
+            else:
+                raise ValueError(f"no cluster form for statement:\n{text}")
+    header = (f"-- cx-journeys schema for ClickHouse cluster '{cluster}', database {database}: generated from "
+              "sinks/migrations by `cxj schema cluster`; do not edit.\n")  # fmt: skip
+    return header + ";\n\n".join(s.replace("{db}", database) for s in out) + ";\n"
