@@ -151,9 +151,7 @@ def simulate(
         seed=seed, customers=customers, events=events, days=days, now=datetime.now(UTC),
         unhappy_share=unhappy_share, invalid_share=invalid_share, region=settings.default_region,
     )  # fmt: skip
-    stats = produce(
-        settings, generate_raw(config), rate=rate, batch_size=batch_size, total=events, progress=progress
-    )
+    stats = produce(settings, generate_raw(config), rate=rate, batch_size=batch_size, total=events, progress=progress)
     console.print(
         f"sent {stats.sent_events:,} touchpoints in {stats.sent_messages:,} messages, "
         f"{stats.events_per_second:,.0f} events/s"
@@ -216,7 +214,9 @@ def schema_export(
 
 @schema_app.command("cluster")
 def schema_cluster(
-    out: Annotated[Path, typer.Option(help="Where to write the DDL")] = Path("deploy/k8s/clickhouse/schema-cluster.sql"),
+    out: Annotated[Path, typer.Option(help="Where to write the DDL")] = Path(
+        "deploy/k8s/clickhouse/schema-cluster.sql"
+    ),
     cluster: Annotated[str, typer.Option(help="ClickHouse cluster name (remote_servers)")] = "cx",
     database: Annotated[str, typer.Option()] = "cx",
 ) -> None:

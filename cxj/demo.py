@@ -83,6 +83,7 @@ def run_demo(
     timeout: float,
 ) -> None:  # fmt: skip
     from cxj.report import collect, render
+    from cxj.report_html import collect_html, render_html
     from cxj.simulate import SimulationConfig, generate_raw, produce
     from deploy.local.stack import LocalStack
     from sinks.clickhouse import ClickHouse
@@ -117,6 +118,9 @@ def run_demo(
         )
         console.rule("[bold]5. report")
         render(collect(ClickHouse(settings.clickhouse_bi)), console)
+        page = settings.home / "report.html"
+        page.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
+        console.print(f"HTML report with charts: {page.resolve()}")
     finally:
         worker.stop()
     console.print(f"The stack keeps running; `cxj report` reads it again, `cxj stack down` stops it ({settings.home}).")

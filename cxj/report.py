@@ -111,11 +111,7 @@ def render(report: Report, console: Console) -> None:
     for col in ("triggered at (UTC)", "customer", "strikes", "experiences", "signals", "lifetime value"):
         alerts.add_column(col)
     for when, customer, n, keys, signals, ltv in report.latest_alerts:
-        alerts.add_row(
-            f"{when:%Y-%m-%d %H:%M}", customer, str(n), ", ".join(keys), ", ".join(signals), f"{ltv:,.2f}"
-        )
+        alerts.add_row(f"{when:%Y-%m-%d %H:%M}", customer, str(n), ", ".join(keys), ", ".join(signals), f"{ltv:,.2f}")
     console.print(alerts)
     if report.rejections:
-        console.print(
-            "Dead letters by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in report.rejections)
-        )
+        console.print("Dead letters by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in report.rejections))

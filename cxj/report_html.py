@@ -82,7 +82,7 @@ def paired_chart(title: str, pairs: list[tuple[str, float, float]], *, width: in
     """Two bars per label: dissatisfying (red) and satisfying (green) experiences."""
     bars: list[tuple[str, float, str]] = []
     for label, negative, positive in pairs:
-        bars.append((f"{label} −", negative, _NEG))
+        bars.append((f"{label} -", negative, _NEG))
         bars.append((f"{label} +", positive, _POS))
     return bar_chart(title, bars, width=width)
 
@@ -125,13 +125,12 @@ risk (3+ dissatisfying experiences in 90 days)</p>
 {bar_chart("Customers by churn risk", risk_bars)}
 <h2>Dissatisfying experiences by channel and signal (90 days)</h2>
 {bar_chart("Dissatisfaction by channel and signal", signals)}
-<h2>The nine dimensions: dissatisfying (−) and satisfying (+) experiences</h2>
+<h2>The nine dimensions: dissatisfying (-) and satisfying (+) experiences</h2>
 {paired_chart("Experience dimensions", dims)}
 <h2>Journey funnel by type and status</h2>
 {bar_chart("Journey funnel", funnel)}
 <h2>Top at-risk customers by lifetime value</h2>
 <table id="top-customers"><thead><tr><th>customer</th><th>lifetime value</th><th>strikes</th><th>score</th>
-<th>experiences</th><th>signals</th></tr></thead><tbody>{rows or '<tr><td colspan=6>none</td></tr>'}</tbody></table>
+<th>experiences</th><th>signals</th></tr></thead><tbody>{rows or "<tr><td colspan=6>none</td></tr>"}</tbody></table>
 </body></html>
 """
-

@@ -254,9 +254,7 @@ DEFAULT_RULES: Final = SignalRules(
             weight=2.0,
             any_of=((_c("csat", "ge", 4),),),
         ),
-        SignalRule(
-            signal="promoter", polarity=1, dimension="evaluation", weight=3.0, any_of=((_c("nps", "ge", 9),),)
-        ),
+        SignalRule(signal="promoter", polarity=1, dimension="evaluation", weight=3.0, any_of=((_c("nps", "ge", 9),),)),
         SignalRule(
             signal="positive_review",
             polarity=1,

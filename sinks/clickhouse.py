@@ -62,9 +62,7 @@ class ClickHouse:
             return self._client.execute(sql, params, **kwargs)
         except (TimeoutError, ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             self._client.disconnect()
-            raise SinkUnavailable(
-                f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}"
-            ) from exc
+            raise SinkUnavailable(f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}") from exc
         except ch_errors.ServerException as exc:
             message = _first_line(exc.message)
             if exc.code in _RETRYABLE_CODES:

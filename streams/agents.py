@@ -329,21 +329,15 @@ class Pipeline:
         routed: dict[int, list[Item]] = defaultdict(list)
         for item in forward:
             routed[partition_for(item.key, self.partitions)].append(item)
-        return [
-            await self.producer.send(STITCH, encode_items(items), partition=p) for p, items in routed.items()
-        ]
+        return [await self.producer.send(STITCH, encode_items(items), partition=p) for p, items in routed.items()]
 
     async def _send_stage2(
         self, partition: int, changed: dict[str, bytes | None], alerts: list[Any]
     ) -> list[asyncio.Future[Any]]:
-        futures = await self.producer.send_many(
-            CHANGELOG, partition, ((k.encode(), v) for k, v in changed.items())
-        )
+        futures = await self.producer.send_many(CHANGELOG, partition, ((k.encode(), v) for k, v in changed.items()))
         for alert in alerts:
             futures.append(
-                await self.producer.send(
-                    ALERTS, alert.model_dump_json().encode(), key=alert.customer_key.encode()
-                )
+                await self.producer.send(ALERTS, alert.model_dump_json().encode(), key=alert.customer_key.encode())
             )
         return futures
 

@@ -59,8 +59,7 @@ def encode_state(s: CustomerState) -> bytes:
         for j in s.journeys.values()
     ]
     contacts = [
-        (c.anchor, c.at, c.ref, c.experience_key, c.event_id, c.channel, c.journey_id, c.flagged)
-        for c in s.contacts
+        (c.anchor, c.at, c.ref, c.experience_key, c.event_id, c.channel, c.journey_id, c.flagged) for c in s.contacts
     ]
     orders = [x for order_id, (t, amount) in s.orders.items() for x in (order_id, t, amount)]
     doc = (

@@ -173,9 +173,7 @@ class CustomerState:
             journey_id = journey.jid
         retro: list[RetroSignal] = []
         if rc is not None and rec.event_type == policy.classifier.rules.repeat_contact.event_type:  # type: ignore[union-attr]
-            anchor_id = (
-                f"case:{rec.case_id}" if rec.case_id else f"order:{rec.order_id}" if rec.order_id else ""
-            )
+            anchor_id = f"case:{rec.case_id}" if rec.case_id else f"order:{rec.order_id}" if rec.order_id else ""
             if anchor_id:
                 self.contacts.append(
                     Contact(

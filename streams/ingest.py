@@ -149,9 +149,7 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
 
 
 def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _precheck(event: Any, blocklist: frozenset[str]) -> None:

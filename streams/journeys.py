@@ -97,9 +97,7 @@ def _is_terminal(rec: TouchpointRecord) -> bool:
     return rec.event_type in _TERMINAL or (rec.event_type == "contact_ended" and rec.resolved is True)
 
 
-def assign(
-    journeys: dict[str, Journey], rec: TouchpointRecord, policy: JourneyPolicy
-) -> tuple[Journey, list[Journey]]:
+def assign(journeys: dict[str, Journey], rec: TouchpointRecord, policy: JourneyPolicy) -> tuple[Journey, list[Journey]]:
     """The journey this touchpoint belongs to (created if new), and browse journeys it retired.
 
     A browse touchpoint joins every session it falls within `browse_gap` of; when it bridges
@@ -144,9 +142,7 @@ def assign(
     return journey, retired
 
 
-def merge_journeys(
-    mine: dict[str, Journey], theirs: Iterable[Journey], policy: JourneyPolicy
-) -> list[Journey]:
+def merge_journeys(mine: dict[str, Journey], theirs: Iterable[Journey], policy: JourneyPolicy) -> list[Journey]:
     """Take over another key's journeys; overlapping browse sessions fuse. Returns retired ones."""
     for journey in theirs:
         existing = mine.get(journey.jid)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.records import RejectReason
+
 __all__ = ["LAG_BUCKETS", "Metrics"]
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
@@ -50,6 +52,15 @@ class Metrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
+        metrics = cls._build(registry)
+        # Series that alerts use `increase()` on exist at 0 from the start, so a first event counts.
+        metrics.churn_alerts.labels("high")  # alerts are raised on crossing into high only
+        for reason in RejectReason:
+            metrics.rejections.labels(reason.value)
+        return metrics
+
+    @classmethod
+    def _build(cls, registry: CollectorRegistry) -> Metrics:
         r = registry
         return cls(
             touchpoints=Counter("cx_touchpoints", "Touchpoints accepted by ingest", ["channel"], registry=r),
@@ -67,9 +78,7 @@ class Metrics:
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
                 registry=r,
             ),
-            sink_errors=Counter(
-                "cx_sink_errors", "Failed ClickHouse inserts (retried)", ["table"], registry=r
-            ),
+            sink_errors=Counter("cx_sink_errors", "Failed ClickHouse inserts (retried)", ["table"], registry=r),
             event_to_sink_lag=Histogram(
                 "cx_event_to_sink_lag_seconds",
                 "From the touchpoint's Kafka timestamp to its row committed in ClickHouse",
@@ -77,9 +86,7 @@ class Metrics:
                 registry=r,
             ),
             journeys_opened=Counter("cx_journeys_opened", "Journeys opened", ["journey_type"], registry=r),
-            journeys_closed=Counter(
-                "cx_journeys_closed", "Journeys closed", ["journey_type", "status"], registry=r
-            ),
+            journeys_closed=Counter("cx_journeys_closed", "Journeys closed", ["journey_type", "status"], registry=r),
             journey_duration=Histogram(
                 "cx_journey_duration_seconds",
                 "Journey length, first touchpoint to end",
@@ -97,9 +104,7 @@ class Metrics:
             ),
             state_customers=Gauge("cx_state_customers", "Customer keys held by this worker", registry=r),
             state_bytes=Gauge("cx_state_bytes", "Serialized state held by this worker", registry=r),
-            watermark_lag=Gauge(
-                "cx_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=r
-            ),
+            watermark_lag=Gauge("cx_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=r),
             flush_pending_rows=Gauge("cx_flush_pending_rows", "Rows buffered for the next flush", registry=r),
             assigned_partitions=Gauge(
                 "cx_assigned_partitions", "Partitions this worker holds, by topic", ["topic"], registry=r

@@ -52,9 +52,7 @@ def _opt(value: str | None) -> str:
     return value or ""
 
 
-def touchpoint_row(
-    rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]
-) -> TouchpointRow:
+def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]) -> TouchpointRow:
     """The `touchpoints` row: stitched key, experience, journey, signals, hashed identifiers."""
     ids = dict(i.split(":", 1) for i in rec.identifiers)
     return TouchpointRow(
@@ -130,11 +128,7 @@ class PartitionState:
     def _schedule(self, state: CustomerState) -> None:
         timeouts = self.policy.journeys.timeouts
         deadline = min(
-            (
-                j.last + timeouts[j.jtype]
-                for j in state.journeys.values()
-                if not j.terminal and j.emitted == "open"
-            ),
+            (j.last + timeouts[j.jtype] for j in state.journeys.values() if not j.terminal and j.emitted == "open"),
             default=None,
         )
         if deadline is None:
@@ -193,9 +187,7 @@ class PartitionState:
     def _apply(self, state: CustomerState, rec: TouchpointRecord, out: Output) -> None:
         if rec.occurred_ms > self.max_event_ms:
             self.max_event_ms = rec.occurred_ms
-        applied = state.apply(
-            rec, self.policy.classifier.classify(rec), event_hash(rec.event_id), self.policy
-        )
+        applied = state.apply(rec, self.policy.classifier.classify(rec), event_hash(rec.event_id), self.policy)
         if applied is None:
             out.duplicates += 1
             return
@@ -335,9 +327,7 @@ class PartitionState:
         self.data[state.key] = value
         out.changed[state.key] = value
 
-    def _journey_row(
-        self, state: CustomerState, journey: Journey, watermark: int, now_ms: int, out: Output
-    ) -> str:
+    def _journey_row(self, state: CustomerState, journey: Journey, watermark: int, now_ms: int, out: Output) -> str:
         """Write the journey when its status or content changed; returns its status."""
         status = journey.status(watermark, self.policy.journeys)
         if journey.emitted == status:

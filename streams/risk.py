@@ -70,9 +70,7 @@ def high_until(first_negatives: Sequence[int], start: int, window: int) -> int |
     return None
 
 
-def experience_score(
-    contributions: Sequence[tuple[int, float]], t: int, window: int, half_life: float
-) -> float:
+def experience_score(contributions: Sequence[tuple[int, float]], t: int, window: int, half_life: float) -> float:
     """Score in [-100, 100] from (time ms, weight) pairs of signals in the window.
 
     score = 100 * tanh(S / 10), S = sum of weight * 0.5 ** ((t - time) / half_life) over the

@@ -173,9 +173,7 @@ async def load_graph(settings: Settings, max_identifiers: int) -> IdentityGraph:
     """The arbiter's graph, rebuilt from the compacted links topic (the arbiter's own output)."""
     graph = IdentityGraph(max_identifiers=max_identifiers)
     changes = []
-    async for records in read_to_end(
-        settings, LINKS, range(settings.topic_partitions), client_id="cx-arbiter"
-    ):
+    async for records in read_to_end(settings, LINKS, range(settings.topic_partitions), client_id="cx-arbiter"):
         changes.extend((r.key.decode(), orjson.loads(r.value)["customer_key"]) for r in records if r.value)
     graph.load(changes)
     return graph

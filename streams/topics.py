@@ -108,9 +108,7 @@ def create_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
         admin.close()
 
 
-def consumer_lag(
-    settings: Settings, topics: tuple[str, ...] = (TOUCHPOINTS, STITCH, CLAIMS)
-) -> dict[str, int]:
+def consumer_lag(settings: Settings, topics: tuple[str, ...] = (TOUCHPOINTS, STITCH, CLAIMS)) -> dict[str, int]:
     """Messages not yet committed by the worker group, per topic (0 everywhere = drained).
 
     The worker commits an offset only after everything derived from it is in ClickHouse, so

@@ -23,9 +23,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
     app = create_app(settings)
-    writer = ClickHouseWriter(
-        ClickHouse(settings.clickhouse), metrics, max_backoff=settings.sink_retry_max_seconds
-    )
+    writer = ClickHouseWriter(ClickHouse(settings.clickhouse), metrics, max_backoff=settings.sink_retry_max_seconds)
 
     async def crash(exc: BaseException) -> None:
         await app.crash(exc)

@@ -45,7 +45,7 @@ def test_prometheus_loads_exactly_the_deploy_rules(stack: Settings) -> None:
 
 
 def test_a_churn_alert_reaches_the_webhook(pipeline: Settings, webhook: WebhookReceiver) -> None:
-    story = identity_story(uuid.uuid4().hex[:10], datetime.now(UTC) - timedelta(days=2))
+    story = identity_story(uuid.uuid4().hex[:10], datetime.now(UTC) - timedelta(days=5))
     send_and_drain(pipeline, list(story.events.values()))
     # Prometheus scrapes every 5 s and evaluates every 5 s; Alertmanager waits 5 s for the group.
     deadline = time.monotonic() + 120
@@ -56,8 +56,14 @@ def test_a_churn_alert_reaches_the_webhook(pipeline: Settings, webhook: WebhookR
         time.sleep(1)
     else:
         targets = _get(f"{pipeline.prometheus_url}/api/v1/targets")["data"]["activeTargets"]
-        raise AssertionError(f"no churn alert at the webhook; targets: {[(t['scrapeUrl'], t['health']) for t in targets]}")
+        raise AssertionError(
+            f"no churn alert at the webhook; targets: {[(t['scrapeUrl'], t['health']) for t in targets]}"
+        )
     alert = hits[0]
     assert alert["status"] == "firing"
-    assert (alert["labels"]["severity"], alert["labels"]["team"], alert["labels"]["level"]) == ("ticket", "cx-care", "high")
+    assert (alert["labels"]["severity"], alert["labels"]["team"], alert["labels"]["level"]) == (
+        "ticket",
+        "cx-care",
+        "high",
+    )
     assert "cx.churn_alerts" in alert["annotations"]["runbook"]

@@ -29,7 +29,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "grafan
 @pytest.fixture(scope="module")
 def traffic(pipeline: Settings) -> Settings:
     """Three identity stories (three strikes each) and some happy traffic, drained into ClickHouse."""
-    start = datetime.now(UTC) - timedelta(days=3)
+    start = datetime.now(UTC) - timedelta(days=5)  # the story spans 80 hours
     events = []
     for _ in range(3):
         events.extend(identity_story(uuid.uuid4().hex[:10], start).events.values())
@@ -42,7 +42,8 @@ def traffic(pipeline: Settings) -> Settings:
                        metrics={"amount": 50.0 + i, "currency": "CNY"}),
             touchpoint("notification_sent", channel="sms", identity=who, at=start + timedelta(hours=i, minutes=5),
                        context=order),
-            touchpoint("delivered", channel="logistics", identity=who, at=start + timedelta(hours=i + 20), context=order),
+            touchpoint("delivered", channel="logistics", identity=who, at=start + timedelta(hours=i + 20),
+                       context=order),
         ]  # fmt: skip
     send_and_drain(pipeline, events)
     return pipeline
@@ -84,7 +85,9 @@ def test_every_analyst_query_runs_as_the_bi_user(traffic: Settings, name: str) -
 
 
 def _grafana_sql(sql: str) -> str:
-    return re.sub(r"\$__timeFilter\((\w+)\)", r"\1 >= now() - 30 * 86400", sql)
+    """The ClickHouse plugin's time macros, as the dashboard's default range (last 7 days) would expand."""
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", r"\1 >= now() - 7 * 86400", sql)
+    return re.sub(r"\$__dateFilter\((\w+)\)", r"\1 >= today() - 7", sql)
 
 
 def test_every_dashboard_panel_sql_runs_as_the_bi_user(traffic: Settings) -> None:
@@ -108,7 +111,9 @@ def test_html_report_renders_with_data_in_headless_chromium(traffic: Settings, t
     flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     charts = re.findall(r'<svg class="chart"[^>]*data-points="(\d+)"', dom.stdout)
     assert len(charts) == 4 and all(int(n) > 0 for n in charts), charts

@@ -81,9 +81,7 @@ def test_the_dsn_never_shows_its_password() -> None:
 def test_the_bi_dsn_falls_back_to_the_main_one() -> None:
     main = Settings(clickhouse_url="clickhouse://w:pw@h:9000/cx")  # type: ignore[arg-type]
     assert main.clickhouse_bi == main.clickhouse
-    split = Settings(
-        clickhouse_url="clickhouse://w:pw@h:9000/cx", clickhouse_bi_url="clickhouse://ro:x@h:9000/cx"
-    )  # type: ignore[arg-type]
+    split = Settings(clickhouse_url="clickhouse://w:pw@h:9000/cx", clickhouse_bi_url="clickhouse://ro:x@h:9000/cx")  # type: ignore[arg-type]
     assert (split.clickhouse_bi.user, split.clickhouse.user) == ("ro", "w")
 
 
@@ -266,9 +264,7 @@ def test_settings_are_frozen() -> None:
         settings.window_days = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(
-    "overrides", [{"default_region": "CHN"}, {"max_identifiers": 1}, {"worker_web_port": 0}]
-)
+@pytest.mark.parametrize("overrides", [{"default_region": "CHN"}, {"max_identifiers": 1}, {"worker_web_port": 0}])
 def test_invalid_values_are_config_errors(overrides: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         load_settings(**overrides)
@@ -277,9 +273,7 @@ def test_invalid_values_are_config_errors(overrides: dict[str, object]) -> None:
 def test_flags_beat_environment_beat_stack_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "stack.env").write_text(
-        "CXJ_KAFKA_BOOTSTRAP=from-file:1\nCXJ_WINDOW_DAYS=11\nCXJ_APP_ID=file-app\n"
-    )
+    (home / "stack.env").write_text("CXJ_KAFKA_BOOTSTRAP=from-file:1\nCXJ_WINDOW_DAYS=11\nCXJ_APP_ID=file-app\n")
     monkeypatch.setenv("CXJ_WINDOW_DAYS", "22")
     monkeypatch.setenv("CXJ_APP_ID", "env-app")
     settings = load_settings(home=home, app_id="flag-app", kafka_port=None)

@@ -75,7 +75,7 @@ def test_worker_settings_parse_and_point_at_services(compose: dict[str, Any]) ->
     assert "clickhouse" in compose["services"]
     assert str(settings.worker_web_port) in compose["services"]["cx-worker"]["expose"]
     # No secret value is written in the file itself, only required variables.
-    assert all("${" in v for k, v in env.items() if "PASSWORD" in k or "SECRET" in k or "URL" in k and "@" in v)
+    assert all("${" in v for k, v in env.items() if "PASSWORD" in k or "SECRET" in k or ("URL" in k and "@" in v))
 
 
 def test_prometheus_scrapes_the_worker_port_and_loads_the_shared_rules(compose: dict[str, Any]) -> None:
@@ -90,7 +90,8 @@ def test_prometheus_scrapes_the_worker_port_and_loads_the_shared_rules(compose: 
     assert prom["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     target = prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0]
     assert target.split(":")[0] in compose["services"]
-    check = subprocess.run(["promtool", "check", "config", "--syntax-only", str(COMPOSE / "prometheus" / "prometheus.yml")],
+    config = str(COMPOSE / "prometheus" / "prometheus.yml")
+    check = subprocess.run(["promtool", "check", "config", "--syntax-only", config],
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -174,8 +175,10 @@ def test_cluster_schema_replicates_and_distributes_every_table() -> None:
     for table in tables:
         assert f"Distributed('cx', 'cx', '{table}_local'," in ddl
         assert f"'/clickhouse/tables/{{shard}}/cx/{table}', '{{replica}}'" in ddl
-    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/customer_experience', " \
-           "'{replica}', version)" in ddl
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/customer_experience', "
+        "'{replica}', version)" in ddl
+    )
     assert "TO cx.signals_hourly_local AS" in ddl and "FROM cx.experience_signals_local" in ddl
     assert "GLOBAL ANY LEFT JOIN" in ddl
     assert "INSERT INTO" not in ddl

@@ -37,9 +37,7 @@ SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_s
 def _tool(name: str) -> str:
     path = shutil.which(name)
     # Not a skip: `make setup` installs promtool and amtool, and a skipped check is one that never runs.
-    assert path, (
-        f"{name} is not on PATH; run `make setup` (Debian packages prometheus, prometheus-alertmanager)"
-    )
+    assert path, f"{name} is not on PATH; run `make setup` (Debian packages prometheus, prometheus-alertmanager)"
     return path
 
 
@@ -164,9 +162,7 @@ def test_rule_reads_only_exported_metrics_and_labels(item: tuple[str, dict[str, 
     for recorded in RECORDED_NAME.findall(code):
         assert recorded in RECORDED, f"{recorded} is not recorded by any rule under deploy/prometheus/rules"
     for name in CX_NAME.findall(RECORDED_NAME.sub(" ", code)):
-        assert name in EXPORTED, (
-            f"{name} is not exported by streams/metrics.py (exported: {sorted(EXPORTED)})"
-        )
+        assert name in EXPORTED, f"{name} is not exported by streams/metrics.py (exported: {sorted(EXPORTED)})"
     for name, matchers in SELECTOR.findall(rule["expr"]):
         allowed = LABELS[_family(name)] | TARGET_LABELS | ({"le"} if name.endswith("_bucket") else set())
         for label in MATCHER_LABEL.findall(matchers):

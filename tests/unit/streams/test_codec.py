@@ -36,12 +36,8 @@ def _rich_state() -> CustomerState:
         ),
         record(event_type="case_resolved", at=T0 + days(2), context={"case_id": "K1"}),
         record(event_type="order_placed", context={"order_id": "O1"}, metrics={"amount": 99.95}),
-        record(
-            event_type="delivery_delayed", channel="logistics", at=T0 + days(3), context={"order_id": "O1"}
-        ),
-        record(
-            event_type="survey_response", channel="survey", context={"contact_id": "c9"}, metrics={"csat": 5}
-        ),
+        record(event_type="delivery_delayed", channel="logistics", at=T0 + days(3), context={"order_id": "O1"}),
+        record(event_type="survey_response", channel="survey", context={"contact_id": "c9"}, metrics={"csat": 5}),
         record(event_type="page_view"),
         record(event_type="page_view", channel="app", at=T0 + days(4)),
     ]

@@ -204,12 +204,8 @@ def _mixed_history() -> list[TouchpointRecord]:
             at=T0 + days(12),
             context={"case_id": "K1", "contact_id": "x2"},
         ),
-        record(
-            event_type="delivery_delayed", channel="logistics", at=T0 + days(40), context={"order_id": "O1"}
-        ),
-        record(
-            event_type="order_placed", at=T0 + days(39), context={"order_id": "O1"}, metrics={"amount": 120.5}
-        ),
+        record(event_type="delivery_delayed", channel="logistics", at=T0 + days(40), context={"order_id": "O1"}),
+        record(event_type="order_placed", at=T0 + days(39), context={"order_id": "O1"}, metrics={"amount": 120.5}),
         praise("c5", T0 + days(95)),
         record(event_type="page_view", at=T0 + days(96)),
     ]
@@ -296,9 +292,7 @@ def test_lifetime_value_is_the_sum_of_order_placed_amounts() -> None:
 def test_an_order_placed_twice_counts_once_with_its_latest_amount_in_any_order() -> None:
     recs = [
         record(event_type="order_placed", at=T0, context={"order_id": "O1"}, metrics={"amount": 100.0}),
-        record(
-            event_type="order_placed", at=T0 + days(1), context={"order_id": "O1"}, metrics={"amount": 80.0}
-        ),
+        record(event_type="order_placed", at=T0 + days(1), context={"order_id": "O1"}, metrics={"amount": 80.0}),
     ]
     for order in itertools.permutations(recs):
         assert state_of(list(order)).lifetime_value() == 80.0

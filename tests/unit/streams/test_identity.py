@@ -202,9 +202,7 @@ def _stitch_two_customers(shared: dict[str, str]) -> tuple[list[TouchpointRecord
     recs: list[TouchpointRecord] = []
     for customer in ("C1", "C2"):
         event = touchpoint(at=T0, identity={"customer_id": customer, **shared})
-        [rec] = ingest(
-            [Message(orjson.dumps(event), "cx.touchpoints", 0, 0, 0)], cfg, 2_000_000_000_000
-        ).records
+        [rec] = ingest([Message(orjson.dumps(event), "cx.touchpoints", 0, 0, 0)], cfg, 2_000_000_000_000).records
         recs.append(rec)
         found = claim_for(rec, route_key(rec, replica.get), replica.get)
         if found is not None:

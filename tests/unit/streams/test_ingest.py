@@ -423,9 +423,7 @@ def test_the_default_region_is_configurable() -> None:
     assert rec.identifiers == (f"phone:{hash_pii(SECRET, 'phone', '+12015550123')}",)
 
 
-@pytest.mark.parametrize(
-    "email", ["alice.smith@example.com", "  Alice.Smith@Example.COM ", "ALICE.SMITH@EXAMPLE.COM"]
-)
+@pytest.mark.parametrize("email", ["alice.smith@example.com", "  Alice.Smith@Example.COM ", "ALICE.SMITH@EXAMPLE.COM"])
 def test_email_is_trimmed_lower_cased_and_hashed(email: str) -> None:
     [rec] = run(touchpoint(identity={"email": email})).records
     assert rec.identifiers == (f"email:{hash_pii(SECRET, 'email', 'alice.smith@example.com')}",)
@@ -439,9 +437,7 @@ def test_the_hash_is_keyed_by_the_configured_secret() -> None:
 
 
 def test_raw_phone_and_email_never_appear_in_the_record() -> None:
-    event = touchpoint(
-        identity={"customer_id": "C1", "phone": "+86 138-0013-8000", "email": "Alice@Example.com"}
-    )
+    event = touchpoint(identity={"customer_id": "C1", "phone": "+86 138-0013-8000", "email": "Alice@Example.com"})
     [rec] = run(event).records
     wire = encode_items([Item("tp", "C1", rec)])  # what the internal stitch topic carries
     for needle in ("13800138000", "138-0013-8000", "alice@example.com", "Alice@Example.com"):

@@ -151,9 +151,7 @@ def test_terminal_events_complete_a_journey(
     ],
     ids=["browse-30min", "service-case-7d", "service-contact-7d", "purchase-30d"],
 )
-def test_an_idle_journey_is_abandoned_after_its_type_timeout(
-    context: dict[str, str] | None, timeout: int
-) -> None:
+def test_an_idle_journey_is_abandoned_after_its_type_timeout(context: dict[str, str] | None, timeout: int) -> None:
     first = at(0, context=context)
     last = at(10, context=context)
     journeys = feed([first, last])

@@ -48,9 +48,7 @@ def test_the_third_dissatisfying_experience_raises_one_alert_with_its_reasons() 
         context={"contact_id": "k1"},
         metrics={"wait_seconds": 120, "transfers": 3, "handled_by": "human", "resolved": False},
     )
-    delay = record(
-        event_type="delivery_delayed", channel="logistics", at=T0 + days(2), context={"order_id": "O1"}
-    )
+    delay = record(event_type="delivery_delayed", channel="logistics", at=T0 + days(2), context={"order_id": "O1"})
     third = complaint("K1", 3)
     out = process(PartitionState(0, policy()), order, call, delay, third)
     [alert] = out.alerts

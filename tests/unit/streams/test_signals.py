@@ -39,9 +39,7 @@ CONTRACT_SIGNALS = {
 }
 
 
-def fired(
-    event_type: str, metrics: dict[str, Any] | None = None, classifier: Classifier = CLASSIFIER
-) -> set[str]:
+def fired(event_type: str, metrics: dict[str, Any] | None = None, classifier: Classifier = CLASSIFIER) -> set[str]:
     return {s.name for s in classifier.classify(record(event_type=event_type, metrics=metrics))}
 
 
@@ -191,9 +189,7 @@ def test_signal_table(event_type: str, metrics: dict[str, Any] | None, expected:
         ({"case_id": "", "contact_id": "C"}, "contact:C"),
     ],
 )
-def test_experience_key_is_the_first_of_case_contact_order_event(
-    context: dict[str, str] | None, key: str
-) -> None:
+def test_experience_key_is_the_first_of_case_contact_order_event(context: dict[str, str] | None, key: str) -> None:
     rec = record(context=context)
     assert experience_key(rec) == key.format(event_id=rec.event_id)
 
@@ -206,9 +202,7 @@ def _contacts(specs: list[tuple[float, dict[str, str]]], p: Policy | None = None
     p = p or policy()
     state = CustomerState("C1")
     got: dict[str, set[str]] = {}
-    recs = [
-        record(event_type="contact_started", channel="phone", at=T0 + days(d), context=c) for d, c in specs
-    ]
+    recs = [record(event_type="contact_started", channel="phone", at=T0 + days(d), context=c) for d, c in specs]
     for rec in recs:
         applied = state.apply(rec, p.classifier.classify(rec), event_hash(rec.event_id), p)
         assert applied is not None
@@ -227,9 +221,7 @@ def _contacts(specs: list[tuple[float, dict[str, str]]], p: Policy | None = None
 def test_repeat_contact_is_a_contact_about_the_same_case_or_order_within_7_days(
     gap_days: float, repeat: bool, anchor: str
 ) -> None:
-    first, second = _contacts(
-        [(0, {anchor: "X", "contact_id": "c1"}), (gap_days, {anchor: "X", "contact_id": "c2"})]
-    )
+    first, second = _contacts([(0, {anchor: "X", "contact_id": "c1"}), (gap_days, {anchor: "X", "contact_id": "c2"})])
     assert "repeat_contact" not in first
     assert ("repeat_contact" in second) is repeat
 
@@ -252,12 +244,8 @@ def test_no_repeat_contact_without_another_contact_about_the_same_anchor(
 
 
 def test_repeat_contact_found_when_the_later_contact_arrives_first() -> None:
-    in_order = _contacts(
-        [(0, {"case_id": "X", "contact_id": "c1"}), (2, {"case_id": "X", "contact_id": "c2"})]
-    )
-    reversed_ = _contacts(
-        [(2, {"case_id": "X", "contact_id": "c2"}), (0, {"case_id": "X", "contact_id": "c1"})]
-    )
+    in_order = _contacts([(0, {"case_id": "X", "contact_id": "c1"}), (2, {"case_id": "X", "contact_id": "c2"})])
+    reversed_ = _contacts([(2, {"case_id": "X", "contact_id": "c2"}), (0, {"case_id": "X", "contact_id": "c1"})])
     assert in_order == [set(), {"repeat_contact"}]
     assert reversed_ == [{"repeat_contact"}, set()]
 
