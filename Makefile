@@ -28,8 +28,11 @@ test-unit: setup ## Unit tests only (no network)
 test-integration: setup ## Integration tests only (starts the real stack)
 	$(PYTEST) tests/integration -q
 
-bench: setup ## Throughput and latency benchmarks on the local stack; prints a table, writes JSON
-	$(CXJ) bench
+bench: setup ## Throughput, latency, memory (private stack) and the resolved view's cost; tables + bench-results/*.json
+	$(CXJ) bench pipeline
+	$(CXJ) stack up
+	$(CXJ) init
+	$(CXJ) bench view
 
 reliability: setup ## Fault-injection suite: kill -9 workers, stop ClickHouse, restart the broker
 	$(PYTEST) tests/integration -q -m slow --run-slow
