@@ -19,7 +19,7 @@ from schemas.touchpoint import (
     MAX_EVENT_BYTES,
     touchpoints_adapter,
 )
-from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone
+from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact_text
 
 __all__ = ["IDENTIFIER_TYPES", "IngestConfig", "IngestResult", "Message", "ingest"]
 
@@ -200,6 +200,13 @@ def _ms(text: str) -> int:
     return int(when.timestamp()) * 1000 + when.microsecond // 1000
 
 
+def _attributes(attributes: dict[str, str] | None) -> dict[str, str] | None:
+    """Free-form attributes, with phone and e-mail patterns redacted: PII is stored only as hashes."""
+    if not attributes:
+        return None
+    return {k: redact_text(v) for k, v in attributes.items()}
+
+
 def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: int) -> TouchpointRecord:
     occurred_ms = _ms(event["occurred_at"])
     if occurred_ms > now_ms + cfg.future_tolerance_ms:
@@ -264,7 +271,7 @@ def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: 
         sentiment=m.get("sentiment"),
         amount=m.get("amount"),
         currency=m.get("currency"),
-        attributes=event.get("attributes") or None,
+        attributes=_attributes(event.get("attributes")),
         key="",
     )
 

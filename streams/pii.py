@@ -70,3 +70,13 @@ def _phone_or_keep(match: re.Match[bytes]) -> bytes:
 def redact(raw: bytes) -> bytes:
     """Replace e-mail and phone patterns with placeholders (dead letters keep the rest)."""
     return _REDACT_PHONE.sub(_phone_or_keep, _REDACT_EMAIL.sub(b"<email>", raw))
+
+
+_MAYBE_PII: Final = re.compile(r"@|\d{6}|\d[ ().\-]\d")
+
+
+def redact_text(text: str) -> str:
+    """`redact` for free text (touchpoint attributes): feeders must not, but sometimes do, put PII there."""
+    if not _MAYBE_PII.search(text):  # most values: no digits run, no '@'
+        return text
+    return redact(text.encode()).decode()

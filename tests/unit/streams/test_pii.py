@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact
+from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact, redact_text
 from tests.factories import SECRET
 
 BLOCKLIST = frozenset({"null", "undefined", "-1", "n/a"})
@@ -157,3 +157,24 @@ def test_redact_removes_email_addresses(text: bytes) -> None:
 )
 def test_redact_keeps_dates_ids_and_plain_text(text: bytes) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call me at 138-0013-8000", "call me at <phone>"),
+        ("write to Jane.Doe@Example.com please", "write to <email> please"),
+        ("vip tier 3", "vip tier 3"),
+        ("order 12345", "order 12345"),
+        ("2026-11-20", "2026-11-20"),
+    ],
+)
+def test_redact_text_removes_pii_from_free_text_and_keeps_the_rest(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_attributes_never_carry_raw_phone_or_email_into_records() -> None:
+    from tests.factories import record
+
+    rec = record(attributes={"note": "cb +86 138 0013 8000 / jane@example.com", "tier": "gold"})
+    assert rec.attributes == {"note": "cb <phone> / <email>", "tier": "gold"}
