@@ -22,10 +22,12 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack on loopback: broker, ClickHouse, Prometheus, Alertmanager.")
 schema_app = typer.Typer(help="JSON Schema files of the public contract.")
+dlq_app = typer.Typer(help="Dead letters: re-feed them after a fix.")
 bench_app = typer.Typer(help="Benchmarks on the local stack; each prints a table and writes JSON.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
 
@@ -226,6 +228,25 @@ def schema_cluster(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(cluster_schema(database, cluster))
     console.print(str(out))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    reason: Annotated[list[str] | None, typer.Option(help="Only dead letters with this reason (repeatable)")] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Ignore the progress of earlier replays")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Count what would be replayed; send and commit nothing")] = False,
+) -> None:
+    """Re-send dead letters to cx.touchpoints; progress is committed, so a second run re-sends nothing."""
+    from cxj.dlq import replay
+
+    stats = replay(_settings(ctx), reasons=set(reason or ()) or None, from_beginning=from_beginning,
+                   dry_run=dry_run)  # fmt: skip
+    verb = "would replay" if dry_run else "replayed"
+    detail = ", ".join(f"{r} {n}" for r, n in stats.by_reason.most_common()) or "none"
+    console.print(f"read {stats.read:,} dead letters; {verb} {stats.replayed:,} ({detail})")
+    if stats.skipped:
+        console.print("skipped (other reasons): " + ", ".join(f"{r} {n}" for r, n in stats.skipped.most_common()))
 
 
 # --- benchmarks --------------------------------------------------------------------------------
