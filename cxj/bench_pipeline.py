@@ -25,7 +25,7 @@ from cxj.errors import StackError
 from cxj.settings import ClickHouseDSN, Settings, load_settings
 from cxj.simulate import SimulationConfig, generate_raw, produce
 
-__all__ = ["PipelineBenchConfig", "Scenario", "run_pipeline_bench"]
+__all__ = ["PipelineBenchConfig", "Scenario", "reset_stack_data", "run_pipeline_bench"]
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _reset(stack: Any, settings: Settings) -> None:
+def reset_stack_data(stack: Any, settings: Settings) -> None:
     """A fresh broker (in-memory topics) and a fresh database, then topics and schema."""
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
@@ -224,7 +224,7 @@ def _count(settings: Settings, sql: str) -> int:
 
 def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBenchConfig, log: Any) -> Result:
     result = Result(sc)
-    _reset(stack, settings)
+    reset_stack_data(stack, settings)
     sim = SimulationConfig(seed=cfg.seed, customers=sc.customers, events=sc.events, days=60.0,
                            now=datetime.now(UTC), invalid_share=0.01, region=settings.default_region)  # fmt: skip
     workers = [WorkerProcess(settings, name=f"bench-worker-{i}", web_port=port)

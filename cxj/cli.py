@@ -249,6 +249,27 @@ def dlq_replay(
         console.print("skipped (other reasons): " + ", ".join(f"{r} {n}" for r, n in stats.skipped.most_common()))
 
 
+@app.command()
+def forget(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Argument(help="Customer key as stored: a customer_id or ~kind:value")] = None,
+    identifier: Annotated[
+        str | None, typer.Option(help="Or an identifier: phone:+86…, email:…, anon:…, device:…, wechat:…")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the workers' acknowledgements")] = 120.0,
+) -> None:
+    """Erase a customer everywhere: worker state, identity links, every ClickHouse table (GDPR/PIPL erasure)."""
+    from cxj.forget import forget as erase
+
+    report = erase(_settings(ctx), customer, identifier=identifier, timeout=timeout)
+    rows = ", ".join(f"{t} {n:,}" for t, n in report.rows.items() if n) or "none"
+    console.print(
+        f"forgot {report.key}: {report.identifiers} identifiers unlinked, {report.keys} keys, "
+        f"{report.state_entries} worker state entries erased; ClickHouse rows deleted: {rows} "
+        f"(request {report.request_id}, {report.seconds:.1f} s)"
+    )
+
+
 # --- benchmarks --------------------------------------------------------------------------------
 
 BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON results")]

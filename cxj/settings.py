@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     clickhouse_bi_url: SecretStr | None = None
     # Administrator (schema outside `cx`, benchmarks, `cxj forget`); falls back to clickhouse_url.
     clickhouse_admin_url: SecretStr | None = None
+    # Set on a sharded deployment (deploy/k8s/clickhouse/schema-cluster.sql): `cxj forget` then deletes from
+    # the `_local` tables ON CLUSTER and waits for the mutations on every replica.
+    clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     # --- PII -------------------------------------------------------------------
     pii_secret: SecretStr | None = None

@@ -13,6 +13,7 @@ __all__ = [
     "RISK_LEVELS",
     "ChurnAlert",
     "DeadLetter",
+    "ForgetRequest",
     "IdentityLink",
     "LinkClaim",
     "RejectReason",
@@ -98,6 +99,14 @@ class LinkClaim(NamedTuple):
     identifiers: tuple[str, ...]
     occurred_ms: int
     event_id: str
+
+
+class ForgetRequest(NamedTuple):
+    """`cxj forget` -> identity arbiter: erase `subject` (a customer key) and every key merged into it."""
+
+    request_id: str
+    subject: str
+    requested_ms: int
 
 
 class IdentityLink(BaseModel):

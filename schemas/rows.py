@@ -13,6 +13,7 @@ __all__ = [
     "AlertRow",
     "CustomerRow",
     "DeadLetterRow",
+    "ErasureRow",
     "IdentityConflictRow",
     "IdentityLinkRow",
     "IdentityOverrideRow",
@@ -160,6 +161,18 @@ class DeadLetterRow(NamedTuple):
     channel: str
 
 
+class ErasureRow(NamedTuple):
+    """Audit of a `cxj forget` request, one row per stage and item; never the erased keys themselves."""
+
+    request_id: str
+    stage: str  # "identity" (arbiter), "state" (a stitch partition), "clickhouse" (the command)
+    item: int
+    partition: int
+    expected: int
+    erased: int
+    done_at: int
+
+
 ROWS_BY_TABLE: dict[str, type[NamedTuple]] = {
     "touchpoints": TouchpointRow,
     "experience_signals": SignalRow,
@@ -170,4 +183,5 @@ ROWS_BY_TABLE: dict[str, type[NamedTuple]] = {
     "identity_overrides": IdentityOverrideRow,
     "identity_conflicts": IdentityConflictRow,
     "dead_letters": DeadLetterRow,
+    "erasures": ErasureRow,
 }

@@ -35,6 +35,7 @@ SHARDING_KEYS: Final = {
     "signals_hourly": "cityHash64(channel, signal)",
     "risk_daily": "cityHash64(customer_key)",
     "journey_funnel": "cityHash64(journey_id)",
+    "erasures": "cityHash64(request_id)",
 }
 
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\{db\})\.(\w+)", re.S)

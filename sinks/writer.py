@@ -27,6 +27,8 @@ TABLE_ORDER: Final = (
     "identity_conflicts",
     "churn_alerts",
     "customer_experience",
+    # Last: a forget acknowledgement is visible only once everything flushed with it is stored.
+    "erasures",
 )
 
 

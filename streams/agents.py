@@ -16,8 +16,8 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from cxj.settings import Settings
-from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, IdentityLink, LinkClaim
-from schemas.rows import AlertRow, DeadLetterRow, IdentityConflictRow, IdentityLinkRow
+from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
+from schemas.rows import AlertRow, DeadLetterRow, ErasureRow, IdentityConflictRow, IdentityLinkRow
 from streams.codec import Item, decode_claims, decode_items, encode_claims, encode_items
 from streams.customer import DAY_MS, Policy
 from streams.flush import Flusher
@@ -65,8 +65,28 @@ def ingest_config_from(settings: Settings) -> IngestConfig:
     )
 
 
+_ROW_RAW_MAX = 64 * 1024
+# A phone or e-mail pattern spans under 400 bytes, which redaction and U+FFFD widen at most 3x.
+_ROW_RAW_SLACK = 4096
+
+
+def _row_raw(raw: bytes) -> str:
+    """The payload with PII redacted, at most 64 KiB of UTF-8 (Contract 3, `dead_letters.raw`).
+
+    Redacting before cutting: cutting first left half an address behind (`alice@exam`) that no
+    pattern matched. The redacted prefix is read a little past the limit, and further only when
+    redaction shrank it, so a pattern cut at its end never reaches the first 64 KiB.
+    """
+    size = _ROW_RAW_MAX + _ROW_RAW_SLACK
+    while True:
+        text = redact(raw[:size]).decode("utf-8", "replace").encode()
+        if size >= len(raw) or len(text) >= _ROW_RAW_MAX + _ROW_RAW_SLACK // 2:
+            return text[:_ROW_RAW_MAX].decode("utf-8", "ignore")
+        size *= 2
+
+
 def dead_letter_row(d: DeadLetter) -> DeadLetterRow:
-    raw = redact(d.raw[: 64 * 1024]).decode("utf-8", "replace")
+    raw = _row_raw(d.raw)
     return DeadLetterRow(
         d.received_ms // 1000,
         d.topic,
@@ -324,6 +344,8 @@ class Pipeline:
             m.journey_duration.labels(jtype).observe(seconds)
         if out.merges:
             m.identity_merges.inc(out.merges)
+        if out.erased:
+            m.erasures.labels("state").inc(out.erased)
 
     async def _send_forward(self, forward: list[Item]) -> list[asyncio.Future[Any]]:
         routed: dict[int, list[Item]] = defaultdict(list)
@@ -367,8 +389,13 @@ class Pipeline:
             now = self.now_ms()
             links, link_rows, conflict_rows = [], [], []
             merges: dict[int, list[Item]] = defaultdict(list)
+            unlinked: list[str] = []
+            erasure_rows: list[ErasureRow] = []
             for e in events:
                 for claim in decode_claims(e.value):
+                    if isinstance(claim, ForgetRequest):
+                        erasure_rows.append(self._forget(graph, claim, unlinked, merges, now))
+                        continue
                     outcome = graph.apply(claim)
                     for c in outcome.links:
                         version = now * 1000 + len(links)
@@ -410,18 +437,42 @@ class Pipeline:
                             )
                         )
             self.metrics.identity_links.inc(len(links))
-            self.flusher.add_rows({"identity_links": link_rows, "identity_conflicts": conflict_rows})
-            self.flusher.add_send(lambda links=links, merges=merges: self._send_identity(links, merges))
+            self.flusher.add_rows(
+                {"identity_links": link_rows, "identity_conflicts": conflict_rows, "erasures": erasure_rows}
+            )
+            self.flusher.add_send(
+                lambda links=links, merges=merges, unlinked=unlinked: self._send_identity(links, merges, unlinked)
+            )
             self.flusher.add_ack(lambda events=events: self._ack(stream, events))
 
+    def _forget(
+        self, graph: IdentityGraph, request: ForgetRequest, unlinked: list[str], items: dict[int, list[Item]], now: int
+    ) -> ErasureRow:
+        """Unlink the customer's identifiers everywhere (tombstones on the links topic reach every replica)
+        and send each of its keys' partitions a forget item; the command waits for their acknowledgements."""
+        erased = graph.forget(request.subject)
+        for identifier in erased.identifiers:
+            self.routing.remove(identifier)
+        unlinked.extend(erased.identifiers)
+        for number, key in enumerate(erased.keys):
+            items[partition_for(key, self.partitions)].append(
+                Item("forget", key, None, request.request_id, str(number).encode())
+            )
+        self.metrics.erasures.labels("identity").inc()
+        log.info("forget request %s: %d identifiers unlinked, %d keys to erase",
+                 request.request_id, len(erased.identifiers), len(erased.keys))  # fmt: skip
+        return ErasureRow(request.request_id, "identity", 0, 0, len(erased.keys), len(erased.identifiers), now // 1000)
+
     async def _send_identity(
-        self, links: list[IdentityLink], merges: dict[int, list[Item]]
+        self, links: list[IdentityLink], merges: dict[int, list[Item]], unlinked: list[str]
     ) -> list[asyncio.Future[Any]]:
         futures = []
         for link in links:
             futures.append(
                 await self.producer.send(LINKS, link.model_dump_json().encode(), key=link.identifier.encode())
             )
+        for identifier in unlinked:  # tombstones: compaction removes the identifier from the topic
+            futures.append(await self.producer.send(LINKS, None, key=identifier.encode()))
         for p, items in merges.items():
             futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
         return futures

@@ -7,16 +7,19 @@ from typing import Any, Final, NamedTuple
 
 import msgpack
 
-from schemas.records import LinkClaim, TouchpointRecord
+from schemas.records import ForgetRequest, LinkClaim, TouchpointRecord
 from streams.customer import Contact, CustomerState, Experience
 from streams.journeys import JOURNEY_TYPES, Journey
 
 __all__ = [
     "Forward",
     "Item",
+    "decode_claims",
     "decode_entry",
     "decode_items",
     "decode_state",
+    "encode_claims",
+    "encode_forget",
     "encode_forward",
     "encode_items",
     "encode_state",
@@ -128,7 +131,8 @@ class Item(NamedTuple):
     """One unit of work for a customer partition.
 
     kind "tp": a touchpoint (`record`) for `key`; "merge": move `key`'s state to `target`;
-    "state": a moved state (`blob`) arriving for `key`, sent from `target` (its old key).
+    "state": a moved state (`blob`) arriving for `key`, sent from `target` (its old key);
+    "forget": erase `key`'s entry, acknowledged as item `blob` (decimal) of request `target`.
     """
 
     kind: str
@@ -166,5 +170,17 @@ def encode_claims(claims: list[LinkClaim]) -> bytes:
     return msgpack.packb(claims, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def decode_claims(data: bytes) -> list[LinkClaim]:
-    return [LinkClaim._make(c) for c in msgpack.unpackb(data, raw=False, use_list=True)]
+def encode_forget(request: ForgetRequest) -> bytes:
+    """A forget request on the claims topic: a one-element list holding a map, unlike a claim's array."""
+    return msgpack.packb([{"forget": list(request)}], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_claims(data: bytes) -> list[LinkClaim | ForgetRequest]:
+    out: list[LinkClaim | ForgetRequest] = []
+    for c in msgpack.unpackb(data, raw=False, use_list=True):
+        if isinstance(c, dict):
+            out.append(ForgetRequest._make(c["forget"]))
+        else:
+            c[1] = tuple(c[1])
+            out.append(LinkClaim._make(c))
+    return out

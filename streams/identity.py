@@ -11,6 +11,7 @@ from schemas.records import LinkClaim, TouchpointRecord
 __all__ = [
     "ClaimOutcome",
     "Conflict",
+    "Erasure",
     "IdentityGraph",
     "LinkChange",
     "claim_for",
@@ -92,6 +93,14 @@ class ClaimOutcome:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
+class Erasure(NamedTuple):
+    """What forgetting a customer removed from the graph."""
+
+    key: str  # the customer's current key (an anonymous subject resolves to its component)
+    identifiers: tuple[str, ...]  # every identifier that resolved to it, now unlinked
+    keys: tuple[str, ...]  # `key` and every key merged into it: the self keys of its identifiers
+
+
 @dataclass(slots=True)
 class IdentityGraph:
     """identifier -> key, and key -> its identifiers; the arbiter's authoritative copy.
@@ -108,25 +117,47 @@ class IdentityGraph:
     def key_of(self, identifier: str) -> str:
         return self.mapping.get(identifier) or self_key(identifier)
 
-    def load(self, changes: Iterable[tuple[str, str]]) -> None:
-        """Rebuild from the links topic: (identifier, key) in log order, last one wins."""
+    def load(self, changes: Iterable[tuple[str, str | None]]) -> None:
+        """Rebuild from the links topic: (identifier, key) in log order, last one wins; None = forgotten."""
         for identifier, key in changes:
-            self._set(identifier, key)
+            if key is None:
+                self._unset(identifier)
+            else:
+                self._set(identifier, key)
 
-    def _set(self, identifier: str, key: str) -> None:
-        old = self.mapping.get(identifier)
-        if old is not None and old != key:
+    def _unset(self, identifier: str) -> None:
+        old = self.mapping.pop(identifier, None)
+        if old is not None:
             group = self.members.get(old)
             if group is not None:
                 group.discard(identifier)
                 if not group:
                     del self.members[old]
+
+    def _set(self, identifier: str, key: str) -> None:
+        if self.mapping.get(identifier, key) != key:
+            self._unset(identifier)
         self.mapping[identifier] = key
         self.members.setdefault(key, set()).add(identifier)
 
     def _size(self, key: str) -> int:
         group = self.members.get(key)
         return len(group) if group is not None else (1 if is_anonymous(key) else 0)
+
+    def forget(self, subject: str) -> Erasure:
+        """Unlink every identifier of `subject`'s component; a later touchpoint starts a new customer.
+
+        `subject` is a customer key, or an anonymous key that may since have merged into one (then the
+        whole customer is forgotten, as one person).
+        """
+        key = subject
+        if is_anonymous(subject):
+            key = self.mapping.get(subject[len(ANON_PREFIX) :], subject)
+        identifiers = tuple(sorted(self.members.pop(key, set())))
+        for identifier in identifiers:
+            del self.mapping[identifier]
+        keys = {key, *(self_key(i) for i in identifiers)}
+        return Erasure(key, identifiers, tuple(sorted(keys)))
 
     def apply(self, claim: LinkClaim) -> ClaimOutcome:
         out = ClaimOutcome()

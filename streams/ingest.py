@@ -128,17 +128,10 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
         candidates = []
         for i, event in enumerate(events):
             # Only a batch over 64 KiB can hold a touchpoint over 64 KiB: skip the re-encode.
-            if len(raw) > MAX_EVENT_BYTES and len(orjson.dumps(event)) > MAX_EVENT_BYTES:
+            encoded = _encode(event) if len(raw) > MAX_EVENT_BYTES else b""
+            if len(encoded) > MAX_EVENT_BYTES:
                 out.rejected.append(
-                    _dead(
-                        msg,
-                        i,
-                        RejectReason.TOO_LARGE,
-                        "touchpoint over 64 KiB",
-                        orjson.dumps(event),
-                        event,
-                        now_ms,
-                    )
+                    _dead(msg, i, RejectReason.TOO_LARGE, "touchpoint over 64 KiB", encoded, event, now_ms)
                 )
                 continue
             candidates.append(_Candidate(event, msg, i))
@@ -146,6 +139,33 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
     if len(raw) > MAX_EVENT_BYTES:
         return reject(RejectReason.TOO_LARGE, f"touchpoint is {len(raw)} bytes; at most 64 KiB", doc)
     return [_Candidate(doc, msg, -1)]
+
+
+def _encode(value: Any) -> bytes:
+    """Compact JSON of one batch element, however deep: orjson reads 1024 levels but writes only 254."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        pass
+    out: list[bytes] = []
+    todo: list[Any] = [value]
+    while todo:  # iterative, so a hostile nesting depth cannot exhaust the stack either
+        item = todo.pop()
+        if isinstance(item, bytes):  # punctuation queued below; decoded JSON never holds bytes
+            out.append(item)
+        elif isinstance(item, dict) and item:
+            parts: list[Any] = []
+            for key, val in item.items():
+                parts += [b"," if parts else b"{", orjson.dumps(key) + b":", val]
+            todo += reversed([*parts, b"}"])
+        elif isinstance(item, list) and item:
+            parts = []
+            for val in item:
+                parts += [b"," if parts else b"[", val]
+            todo += reversed([*parts, b"]"])
+        else:
+            out.append(orjson.dumps(item))
+    return b"".join(out)
 
 
 def _kind(value: Any) -> str:
@@ -308,5 +328,5 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
 
 def _reject(cand: _Candidate, rej: _Rejected, now_ms: int) -> DeadLetter:
     # A single-event message keeps its exact bytes; a batch element is re-encoded on its own.
-    raw = (cand.message.value or b"") if cand.index < 0 else orjson.dumps(cand.event)
+    raw = (cand.message.value or b"") if cand.index < 0 else _encode(cand.event)
     return _dead(cand.message, max(cand.index, 0), rej.reason, rej.detail, raw, cand.event, now_ms)

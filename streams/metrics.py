@@ -44,6 +44,7 @@ class Metrics:
     identity_links: Counter
     identity_merges: Counter
     identity_conflicts: Counter
+    erasures: Counter
     state_customers: Gauge
     state_bytes: Gauge
     watermark_lag: Gauge
@@ -100,6 +101,12 @@ class Metrics:
                 "cx_identity_conflicts",
                 "Links refused: a second customer, or over the identifier limit",
                 ["reason"],
+                registry=r,
+            ),
+            erasures=Counter(
+                "cx_erasures",
+                "`cxj forget` work done: requests unlinked by the arbiter, state entries erased",
+                ["stage"],
                 registry=r,
             ),
             state_customers=Gauge("cx_state_customers", "Customer keys held by this worker", registry=r),

@@ -53,30 +53,60 @@ def hash_pii(secret: bytes, kind: str, value: str) -> str:
 
 # What dead letters must not carry: e-mail addresses and phone-number-like digit runs. Runs
 # glued to letters, dashes or colons (UUIDs, ids, clock times) and ISO dates are left alone.
-_REDACT_EMAIL: Final = re.compile(rb"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}")
-_REDACT_PHONE: Final = re.compile(rb"(?<![\w\-])(?<!\w:)\+?\(?\d(?:[ ().\-]{0,2}\d){6,16}(?![\w:])")
-_ISO_DATE: Final = re.compile(rb"^\d{4}-\d{2}-\d{2}$")
+# Unicode-aware, because ingest accepts (and hashes) phones written in full-width or Arabic-Indic
+# digits and addresses with non-ASCII letters: `\d` is any decimal digit, an address part any
+# run of characters that cannot delimit it in JSON or prose. Letters that glue a run to an id are
+# ASCII only, so "电话13800138000" is still redacted.
+_ADDRESS_PART: Final = r"[^\s@\"'<>(),;:\\\[\]{}]"
+# An address is found from its '@' (a fast literal scan), then its local part is looked for just before.
+_AT_DOMAIN: Final = re.compile(rf"@{_ADDRESS_PART}{{1,253}}\.[^\W\d_]{{2,63}}")
+_LOCAL_PART: Final = re.compile(rf"{_ADDRESS_PART}{{1,64}}\Z")
+_PHONE_SEP: Final = r"[ ().\-\u00a0\u2010-\u2015\u2212\u3000\uff08\uff09\uff0d\uff0e]"
+# A JSON escape before a run (`"\t13800138000"`, `"\u3000138 0013 8000"`) does not glue it to a word.
+_REDACT_PHONE: Final = re.compile(
+    r"(?:(?<![A-Za-z_\d\-])|(?<=\\[bfnrt])|(?<=\\u[0-9a-fA-F]{4}))"
+    rf"(?<![A-Za-z_\d]:)[+\uff0b]?[(\uff08]?\d(?:{_PHONE_SEP}{{0,2}}\d){{6,16}}(?![A-Za-z_\d:])"
+)
+_ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _phone_or_keep(match: re.Match[bytes]) -> bytes:
+def _phone_or_keep(match: re.Match[str]) -> str:
     text = match.group()
     if _ISO_DATE.match(text):
         return text
     # A bare JSON number (`"phone":13800138000`) becomes a string, so the payload stays valid JSON.
-    before = match.string[: match.start()].rstrip()[-1:]
-    return b'"<phone>"' if before in (b":", b",", b"[") else b"<phone>"
+    # Only a few characters back: slicing the whole prefix per match would be quadratic.
+    before = match.string[max(0, match.start() - 16) : match.start()].rstrip()[-1:]
+    return '"<phone>"' if before in (":", ",", "[") else "<phone>"
+
+
+def _redact_emails(text: str) -> str:
+    out, done = [], 0
+    for at in _AT_DOMAIN.finditer(text):
+        local = _LOCAL_PART.search(text, max(done, at.start() - 64), at.start())
+        if local is not None:
+            start = local.start()
+            if text[start - 1 : start] == "\\":  # keep a JSON escape (`\n`, `\u00e9`): the payload stays JSON
+                start = min(start + (5 if text[start] == "u" else 1), at.start())
+            out += [text[done:start], "<email>"]
+            done = at.end()
+    return "".join(out) + text[done:]
+
+
+def _redact(text: str) -> str:
+    return _REDACT_PHONE.sub(_phone_or_keep, _redact_emails(text) if "@" in text else text)
 
 
 def redact(raw: bytes) -> bytes:
-    """Replace e-mail and phone patterns with placeholders (dead letters keep the rest)."""
-    return _REDACT_PHONE.sub(_phone_or_keep, _REDACT_EMAIL.sub(b"<email>", raw))
+    """Replace e-mail and phone patterns with placeholders (dead letters keep the rest, bytes as they were)."""
+    return _redact(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
 
-_MAYBE_PII: Final = re.compile(r"@|\d{6}|\d[ ().\-]\d")
+_MAYBE_PII: Final = re.compile(rf"@|\d{{6}}|\d{_PHONE_SEP}{{1,2}}\d")
 
 
 def redact_text(text: str) -> str:
     """`redact` for free text (touchpoint attributes): feeders must not, but sometimes do, put PII there."""
     if not _MAYBE_PII.search(text):  # most values: no digits run, no '@'
         return text
-    return redact(text.encode()).decode()
+    return _redact(text)

@@ -15,6 +15,7 @@ import orjson
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
     CustomerRow,
+    ErasureRow,
     IdentityOverrideRow,
     JourneyRow,
     SignalRow,
@@ -43,6 +44,7 @@ class Output:
     journeys_closed: Counter[tuple[str, str]] = field(default_factory=Counter)
     journey_seconds: list[tuple[str, float]] = field(default_factory=list)
     merges: int = 0
+    erased: int = 0
 
     def add(self, table: str, row: tuple[object, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
@@ -145,6 +147,10 @@ class PartitionState:
         out = Output()
         touched: dict[str, CustomerState] = {}
         for item in items:
+            if item.kind == "forget":
+                touched.pop(item.key, None)
+                self._forget(item, now_ms, out)
+                continue
             entry: CustomerState | Forward | None = touched.get(item.key) or self._load(item.key)
             if isinstance(entry, Forward):
                 self._pass_on(item, entry, now_ms, out)
@@ -174,6 +180,20 @@ class PartitionState:
         for state in touched.values():
             self._finish(state, now_ms, watermark, out)
         return out
+
+    def _forget(self, item: Item, now_ms: int, out: Output) -> None:
+        """Erase a key's state or forward (a changelog tombstone), then acknowledge it in `erasures`.
+
+        Rows this batch produced for the key before the request are still written: `cxj forget` deletes
+        from ClickHouse only after the acknowledgement, which the writer stores after every other table.
+        """
+        existed = self.data.pop(item.key, None) is not None
+        self._scheduled.pop(item.key, None)
+        self._forwards.pop(item.key, None)
+        out.changed[item.key] = None
+        out.erased += existed
+        request_id, number = item.target, int(item.blob or b"0")
+        out.add("erasures", ErasureRow(request_id, "state", number, self.partition, 1, int(existed), now_ms // 1000))
 
     def _pass_on(self, item: Item, forward: Forward, now_ms: int, out: Output) -> None:
         """A key merged away: route its traffic to where its state went."""

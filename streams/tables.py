@@ -134,6 +134,9 @@ class IdentityReplica:
     def apply(self, identifier: str, key: str) -> None:
         self.mapping[identifier] = key
 
+    def remove(self, identifier: str) -> None:
+        self.mapping.pop(identifier, None)
+
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
@@ -159,7 +162,9 @@ class IdentityReplica:
                 batch = await consumer.getmany(timeout_ms=500, max_records=50_000)
                 for records in batch.values():
                     for r in records:
-                        if r.value is not None:
+                        if r.value is None:  # a forgotten identifier (`cxj forget`)
+                            self.mapping.pop(r.key.decode(), None)
+                        else:
                             self.mapping[r.key.decode()] = orjson.loads(r.value)["customer_key"]
                 if not self.caught_up.is_set():
                     positions = [await consumer.position(tp) for tp in tps]
@@ -172,8 +177,8 @@ class IdentityReplica:
 async def load_graph(settings: Settings, max_identifiers: int) -> IdentityGraph:
     """The arbiter's graph, rebuilt from the compacted links topic (the arbiter's own output)."""
     graph = IdentityGraph(max_identifiers=max_identifiers)
-    changes = []
+    changes: list[tuple[str, str | None]] = []
     async for records in read_to_end(settings, LINKS, range(settings.topic_partitions), client_id="cx-arbiter"):
-        changes.extend((r.key.decode(), orjson.loads(r.value)["customer_key"]) for r in records if r.value)
+        changes.extend((r.key.decode(), orjson.loads(r.value)["customer_key"] if r.value else None) for r in records)
     graph.load(changes)
     return graph

@@ -314,3 +314,19 @@ SELECT
     argMaxState(dissatisfying, version) AS dissatisfying
 FROM cx.journeys_local
 GROUP BY journey_id, journey_type;
+
+CREATE TABLE IF NOT EXISTS cx.erasures_local ON CLUSTER 'cx'
+(
+    request_id String,
+    stage      String,
+    item       UInt32,
+    partition  Int32,
+    expected   UInt32,
+    erased     UInt64,
+    done_at    DateTime
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/erasures', '{replica}')
+ORDER BY (request_id, stage, item);
+
+CREATE TABLE IF NOT EXISTS cx.erasures ON CLUSTER 'cx' AS cx.erasures_local
+ENGINE = Distributed('cx', 'cx', 'erasures_local', cityHash64(request_id));
