@@ -34,8 +34,8 @@ bench: setup ## Throughput, latency, memory (private stack) and the resolved vie
 	$(CXJ) init
 	$(CXJ) bench view
 
-reliability: setup ## Fault-injection suite: kill -9 workers, stop ClickHouse, restart the broker
-	$(PYTEST) tests/integration -q -m slow --run-slow
+reliability: setup ## Faults (kill -9 x3, ClickHouse down 30 s, broker restart) and hostile input; also in `make test`
+	$(PYTEST) tests/unit/streams/test_hostile_input.py tests/integration/test_faults.py -q -s
 
 lint: setup ## ruff and mypy --strict
 	$(PY) -m ruff check .

@@ -104,7 +104,7 @@ def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier
     """The key to forget: a customer key as stored (customer_id or `~kind:value`), or the key an identifier
     (or an anonymous key merged since) resolves to."""
     if (customer is None) == (identifier is None):
-        raise ConfigError("give either a customer key or --identifier, not both")
+        raise ConfigError("give exactly one of: a customer key, or --identifier kind:value")
     if customer is not None:
         key = _printable(customer, "customer key")
         if not is_anonymous(key):

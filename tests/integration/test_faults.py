@@ -1,0 +1,246 @@
+"""Faults on the real stack: kill -9 the worker, stop ClickHouse, restart the broker — nothing lost or doubled.
+
+Each test gets a fresh broker and database on its own stack (the session stack keeps serving the other
+tests). The simulated traffic is dated a day back, so nothing depends on the wall clock moving between runs.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cxj.bench_pipeline import reset_stack_data
+from cxj.demo import WorkerProcess, wait_drained
+from cxj.settings import Settings, load_settings
+from cxj.simulate import SimulationConfig, generate_raw, produce
+from deploy.local.stack import LocalStack
+from tests.integration.pipeline_support import free_ports, query
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 200_000
+# Half an hour back: the simulator's future_timestamp payloads (1 h and more after NOW) stay beyond the 5-minute
+# tolerance for the whole module, so the accepted set does not depend on when a run happens.
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Settings]]:
+    home: Path = tmp_path_factory.mktemp("cxj-faults")
+    kafka, ch, ch_http, prom, am, web = free_ports(6)
+    settings = load_settings(home=home, kafka_port=kafka, clickhouse_port=ch, clickhouse_http_port=ch_http,
+                             prometheus_port=prom, alertmanager_port=am, worker_web_port=web)  # fmt: skip
+    stack = LocalStack(settings)
+    stack.up(["kafka", "clickhouse"])
+    try:
+        yield stack, load_settings(home=home)
+    finally:
+        stack.down()
+
+
+def _traffic(events: int = EVENTS) -> SimulationConfig:
+    # Two days of traffic: replayed at full speed, input partitions interleave events by up to that much, which
+    # stays inside the journeys' retention (7 days), as live traffic does (see `_comparable`).
+    return SimulationConfig(seed=5, customers=20_000, events=events, days=2.0, now=NOW, invalid_share=0.01)
+
+
+def _outcome(settings: Settings) -> dict[str, Any]:
+    """What a run leaves in ClickHouse, without versions and wall-clock columns."""
+    return {
+        "touchpoints": query(settings, "SELECT count(), uniqExact(event_id) FROM {db}.touchpoints FINAL")[0],
+        "customers": query(settings, "SELECT customer_key, dissatisfied_90d, satisfied_90d, toString(churn_risk), "
+                           "round(experience_score, 2), round(lifetime_value, 2), merged_into "
+                           "FROM {db}.customer_experience FINAL ORDER BY customer_key"),
+        "alerts": query(settings, "SELECT alert_id, customer_key, experience_keys, signals FROM {db}.churn_alerts "
+                        "FINAL ORDER BY alert_id"),
+        "journeys": query(settings, "SELECT journey_id, customer_key, toString(journey_type), touchpoints, merged_into,"
+                          " if(status = 'completed', 'completed', 'not completed') FROM {db}.journeys FINAL "
+                          "ORDER BY journey_id"),
+        "dead_letters": query(settings, "SELECT reason, count() FROM {db}.dead_letters GROUP BY reason "
+                              "ORDER BY reason"),
+        "conflicts": query(settings, "SELECT DISTINCT existing_key, claimed_key FROM {db}.identity_conflicts"),
+        # Journeys whose touchpoints were stitched to more than one key: merged ones, and an order, case or
+        # contact id on touchpoints of two keys never linked, which gives both a journey of that id; the table
+        # keeps whichever was written last (noted in #5; needs a journey-id change).
+        "shared_journeys": query(settings, "SELECT journey_id FROM {db}.touchpoints FINAL WHERE journey_id != '' "
+                                 "GROUP BY journey_id HAVING uniqExact(customer_key) > 1"),
+    }  # fmt: skip
+
+
+def _comparable(outcome: dict[str, Any], contested: set[str]) -> dict[str, Any]:
+    """What any two runs of the same traffic must agree on, whatever order the input partitions interleave in.
+
+    Two undisturbed runs of this traffic (measured) already differ in the rest: a key merged into a customer
+    has a zeroed row only if some touchpoint reached it before the link did; an alert's id and experience keys
+    are those of the moment the crossing was first seen, and a crossing seen under an anonymous key before its
+    merge stays alerted (so a person may get one alert or two); and an identifier two customers share goes to
+    whichever claim came first (Contract 2: first-come), which moves that identifier's touchpoints, journeys
+    and score. So persons are compared through `merged_into`, alerts by who was alerted, and the persons in
+    an identity conflict (`contested`, from both runs) are left out of the per-person comparison.
+    """
+    merged = {row[0]: row[6] for row in outcome["customers"] if row[6]}
+
+    def person(key: str) -> str:
+        for _ in range(8):
+            if key not in merged:
+                break
+            key = merged[key]
+        return key
+
+    return {
+        "touchpoints": outcome["touchpoints"],
+        "dead_letters": outcome["dead_letters"],
+        "customers": [row[:6] for row in outcome["customers"] if not row[6] and row[0] not in contested],
+        "alerted": sorted({person(row[1]) for row in outcome["alerts"]}),
+        "journeys": sorted((row[0], person(row[1]), *row[2:]) for row in outcome["journeys"]
+                           if not row[4] and row[0] not in contested and person(row[1]) not in contested),
+    }  # fmt: skip
+
+
+def _contested(*outcomes: dict[str, Any]) -> set[str]:
+    """Every key in an identity conflict in any of the runs, the keys merged into those, and the journeys
+    any of them held in any run."""
+    keys = {key for o in outcomes for pair in o["conflicts"] for key in pair}
+    for o in outcomes:
+        keys |= {row[0] for row in o["customers"] if row[6] in keys}
+    journeys = set()
+    for o in outcomes:
+        merged = {row[0]: row[6] for row in o["customers"] if row[6]}
+        journeys |= {row[0] for row in o["journeys"] if row[1] in keys or merged.get(row[1]) in keys}
+    journeys |= {row[0] for o in outcomes for row in o["shared_journeys"]}
+    return keys | journeys
+
+
+def _run(stack: LocalStack, settings: Settings, disturb: Any = None) -> dict[str, Any]:
+    reset_stack_data(stack, settings)
+    worker = WorkerProcess(settings, name="fault-worker")
+    worker.start()
+    done = threading.Event()
+    sender = threading.Thread(target=lambda: (produce(settings, generate_raw(_traffic()), batch_size=100), done.set()))
+    sender.start()
+    try:
+        if disturb is not None:
+            disturb(worker, done)
+        sender.join()
+        wait_drained(settings, 900, settle=0.5)
+        return _outcome(settings)
+    finally:
+        worker.stop()
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_three_kill_9s_change_nothing(fault_stack: tuple[LocalStack, Settings]) -> None:
+    stack, settings = fault_stack
+    reference = _run(stack, settings)
+    expected = _expected_ids(settings)
+    if reference["touchpoints"] != (len(expected), len(expected)):
+        stored = {r[0] for r in query(settings, "SELECT DISTINCT event_id FROM {db}.touchpoints")}
+        raise AssertionError(f"missing {sorted(expected - stored)[:5]}, unexpected {sorted(stored - expected)[:5]}")
+
+    rng = random.Random(1123)
+    kills: list[float] = []
+
+    def kill_three_times(worker: WorkerProcess, _: threading.Event) -> None:
+        started = time.monotonic()
+        for _ in range(3):
+            time.sleep(rng.uniform(4.0, 12.0))
+            worker.kill()
+            kills.append(time.monotonic() - started)
+            worker.start()
+
+    disturbed = _run(stack, settings, kill_three_times)
+    assert len(kills) == 3
+    assert disturbed["touchpoints"] == reference["touchpoints"]  # every touchpoint exactly once (FINAL)
+    contested = _contested(reference, disturbed)
+    want, got = _comparable(reference, contested), _comparable(disturbed, contested)
+    # Most of the traffic is compared: ~20,000 customers, ~2,300 alerted, ~60,000 journeys in this traffic.
+    assert len(want["customers"]) > 15_000 and len(want["alerted"]) > 1_500 and len(want["journeys"]) > 40_000
+    for part in ("dead_letters", "customers", "alerted", "journeys"):
+        missing = sorted(set(map(str, want[part])) ^ set(map(str, got[part])))
+        assert got[part] == want[part], f"{part}: {len(missing)} differ, e.g. {missing[:4]}"
+
+
+def _expected_ids(settings: Settings) -> set[str]:
+    """Distinct event ids the contract accepts from this traffic, by the pure ingest on the same bytes."""
+    import orjson
+
+    from streams.agents import ingest_config_from
+    from streams.ingest import Message, ingest
+
+    cfg = ingest_config_from(settings)
+    now_ms = int(time.time() * 1000)
+    messages = [Message(item if isinstance(item, bytes) else orjson.dumps(item), "t", 0, i, 0)
+                for i, item in enumerate(generate_raw(_traffic()))]  # fmt: skip
+    ids: set[str] = set()
+    for start in range(0, len(messages), 5_000):
+        ids.update(r.event_id for r in ingest(messages[start : start + 5_000], cfg, now_ms).records)
+    return ids
+
+
+def test_clickhouse_down_for_30_s_loses_nothing_and_the_worker_backs_off(
+    fault_stack: tuple[LocalStack, Settings],
+) -> None:
+    stack, settings = fault_stack
+    observed: dict[str, Any] = {}
+
+    def stop_clickhouse(worker: WorkerProcess, _: threading.Event) -> None:
+        time.sleep(5)
+        pid = worker.proc.pid if worker.proc else None
+        stack.stop("clickhouse")
+        time.sleep(30)
+        observed["alive"] = worker.proc is not None and worker.proc.poll() is None and worker.proc.pid == pid
+        observed["sink_errors"] = _metric(worker.web_port, "cx_sink_errors_total{")
+        observed["pending"] = _metric(worker.web_port, "cx_flush_pending_rows")
+        stack.start("clickhouse")
+
+    outcome = _run(stack, settings, stop_clickhouse)
+    assert observed["alive"], "the worker exited while ClickHouse was down"
+    assert observed["sink_errors"] > 0  # it noticed, retried with backoff …
+    assert observed["pending"] > 0  # … and held the rows (lag rising) instead of dropping them
+    distinct = len(_expected_ids(settings))
+    assert outcome["touchpoints"] == (distinct, distinct)
+
+
+def test_a_broker_restart_is_survived_for_new_traffic(fault_stack: tuple[LocalStack, Settings]) -> None:
+    """Tansu keeps nothing across a restart: topics and offsets are gone. What can be checked here is that
+    the worker process reconnects and processes what arrives after the topics are back (README: Apache Kafka
+    keeps topics and committed offsets, so the same worker resumes where it committed)."""
+    from streams.topics import create_topics
+
+    stack, settings = fault_stack
+    reset_stack_data(stack, settings)
+    worker = WorkerProcess(settings, name="restart-worker")
+    worker.start()
+    try:
+        produce(settings, generate_raw(_traffic(2_000)), batch_size=50)
+        wait_drained(settings, 300, settle=0.5)
+        before = query(settings, "SELECT count() FROM {db}.touchpoints FINAL")[0][0]
+        stack.stop("kafka")
+        time.sleep(3)
+        stack.start("kafka")
+        create_topics(settings)
+        later = SimulationConfig(seed=6, customers=500, events=2_000, days=3.0, now=NOW, invalid_share=0.0)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert worker.proc is not None and worker.proc.poll() is None, "the worker exited after the restart"
+            if query(settings, "SELECT count() FROM {db}.touchpoints FINAL")[0][0] > before:
+                break
+            produce(settings, generate_raw(later), batch_size=50)
+            time.sleep(10)
+        after = query(settings, "SELECT count() FROM {db}.touchpoints FINAL")[0][0]
+        assert after > before, "nothing new reached ClickHouse after the broker restart"
+    finally:
+        worker.stop()
