@@ -247,6 +247,9 @@ def dlq_replay(
     console.print(f"read {stats.read:,} dead letters; {verb} {stats.replayed:,} ({detail})")
     if stats.skipped:
         console.print("skipped (other reasons): " + ", ".join(f"{r} {n}" for r, n in stats.skipped.most_common()))
+    if stats.incomplete:
+        err.print("[yellow]the broker stopped answering before the end of the DLQ; progress so far is committed, "
+                  "run the command again to continue[/]")  # fmt: skip
 
 
 @app.command()

@@ -9,6 +9,7 @@ by event_id. What fails again lands in the DLQ again, after the committed offset
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,10 +31,16 @@ class ReplayStats:
     replayed: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
+    incomplete: bool = False  # the broker went silent before the end offsets: run again to continue
 
 
 def replay(
-    settings: Settings, *, reasons: set[str] | None = None, from_beginning: bool = False, dry_run: bool = False
+    settings: Settings,
+    *,
+    reasons: set[str] | None = None,
+    from_beginning: bool = False,
+    dry_run: bool = False,
+    idle_timeout: float = 30.0,
 ) -> ReplayStats:
     """Re-produce dead letters (optionally only some reasons); commit progress only after the sends landed."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -62,10 +69,16 @@ def replay(
             committed = None if from_beginning else consumer.committed(tp)
             consumer.seek(tp, committed or 0)
         remaining = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+        idle_since = time.monotonic()
         while remaining:
-            batch = consumer.poll(timeout_ms=2000, max_records=5000)
+            batch = consumer.poll(timeout_ms=1000, max_records=5000)
             if not batch:
-                break
+                # A slow broker can answer a poll empty before the end: only a long silence ends the read.
+                if time.monotonic() - idle_since > idle_timeout:
+                    stats.incomplete = True
+                    break
+                continue
+            idle_since = time.monotonic()
             for tp, messages in batch.items():
                 for message in messages:
                     if message.offset >= ends[tp]:
