@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from cxj.errors import StackError
 from cxj.settings import Settings
 from schemas.records import RejectReason
+from streams.topics import DLQ, TOUCHPOINTS
 
 __all__ = ["REPLAY_GROUP", "ReplayStats", "replay"]
 
 REPLAY_GROUP = "cx-dlq-replay"
-DLQ = "cx.touchpoints.dlq"
-TOUCHPOINTS = "cx.touchpoints"
 REPLAY_HEADER = "cx.dlq.replayed-from"
 
 

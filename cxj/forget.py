@@ -39,10 +39,10 @@ from streams.codec import encode_forget
 from streams.identity import ANON_PREFIX, is_anonymous, self_key
 from streams.ingest import IDENTIFIER_TYPES
 from streams.pii import hash_pii, normalize_email, normalize_phone
+from streams.topics import CLAIMS
 
 __all__ = ["ErasurePlan", "ForgetReport", "delete_statement", "deletions", "forget", "identifier_of", "plan", "resolve"]
 
-CLAIMS: Final = "cx.internal.claims"
 _HASHED: Final = re.compile(r"^[0-9a-f]{64}$")
 _KINDS: Final = frozenset(IDENTIFIER_TYPES.values())
 # Identifier types whose value is stored as given (phone and e-mail only ever as keyed hashes).

@@ -58,6 +58,19 @@ def query(settings: Settings, sql: str, params: Any = None) -> list[tuple[Any, .
     return ClickHouse(settings.clickhouse).query(sql, params)
 
 
+def string_columns(settings: Settings) -> list[tuple[str, str]]:
+    """(table, column) of every String-holding column of every table (views and aggregate states left out)."""
+    rows = query(
+        settings,
+        "SELECT c.table, c.name FROM system.columns AS c ANY INNER JOIN "
+        "(SELECT name AS table, engine FROM system.tables WHERE database = %(db)s) AS t USING (table) "
+        "WHERE c.database = %(db)s AND t.engine NOT LIKE '%%View' "
+        "AND c.type LIKE '%%String%%' AND c.type NOT LIKE 'AggregateFunction%%'",
+        {"db": settings.clickhouse.database},
+    )
+    return [(str(table), str(column)) for table, column in rows]
+
+
 def consume_all(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[Any]:
     """Every message of a topic, read without a group (assign + seek to beginning)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, consumer_timeout_ms=timeout_ms)

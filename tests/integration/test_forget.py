@@ -11,17 +11,11 @@ import pytest
 from cxj.forget import forget, identifier_of
 from cxj.settings import Settings
 from tests.factories import touchpoint
-from tests.integration.pipeline_support import consume_all, query, send_and_drain
+from tests.integration.pipeline_support import consume_all, query, send_and_drain, string_columns
 from tests.stories import Story, identity_story
 
 pytestmark = pytest.mark.integration
 
-_STRING_COLUMNS = (
-    "SELECT c.table, c.name FROM system.columns AS c ANY INNER JOIN "
-    "(SELECT name AS table, engine FROM system.tables WHERE database = %(db)s) AS t USING (table) "
-    "WHERE c.database = %(db)s AND t.engine NOT LIKE '%%View' AND c.type LIKE '%%String%%' "
-    "AND c.type NOT LIKE 'AggregateFunction%%'"
-)
 _PER_TABLE = {
     "touchpoints": "SELECT event_id, stitched_key FROM {db}.touchpoints_resolved WHERE customer_key = %(k)s",
     "experience_signals": "SELECT event_id, signal FROM {db}.experience_signals_resolved WHERE customer_key = %(k)s",
@@ -41,7 +35,7 @@ def _holdings(settings: Settings, key: str) -> dict[str, list[tuple[Any, ...]]]:
 def _traces(settings: Settings, needles: list[str]) -> list[str]:
     """Every (table.column, needle) where a needle still appears in any String column of any table."""
     found = []
-    for table, column in query(settings, _STRING_COLUMNS, {"db": settings.clickhouse.database}):
+    for table, column in string_columns(settings):
         for needle in needles:
             sql = f"SELECT count() FROM {{db}}.{table} WHERE position(toString({column}), %(n)s) > 0"
             if query(settings, sql, {"n": needle})[0][0]:

@@ -13,7 +13,7 @@ from clickhouse_driver import Client
 from cxj.settings import Settings
 from sinks.clickhouse import ClickHouse
 from tests.factories import touchpoint
-from tests.integration.pipeline_support import consume_all, query, send_and_drain
+from tests.integration.pipeline_support import consume_all, query, send_and_drain, string_columns
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +50,8 @@ def test_no_raw_phone_or_email_in_any_string_column(pipeline: Settings) -> None:
     send_and_drain(pipeline, payloads)
     resolved = "SELECT count() FROM {db}.touchpoints_resolved WHERE customer_key = %(k)s"
     assert query(pipeline, resolved, {"k": f"P-{run}"})[0][0] == 3  # phone and e-mail linked by their hashes
-    columns = query(
-        pipeline,
-        "SELECT c.table, c.name FROM system.columns AS c ANY INNER JOIN "
-        "(SELECT name AS table, engine FROM system.tables WHERE database = %(db)s) AS t USING (table) "
-        "WHERE c.database = %(db)s AND t.engine NOT LIKE '%%View' "
-        "AND (c.type LIKE '%%String%%') AND c.type NOT LIKE 'AggregateFunction%%'",
-        {"db": pipeline.clickhouse.database},
-    )
     scanned = 0
-    for table, column in columns:
+    for table, column in string_columns(pipeline):
         for needle in needles:
             found = query(pipeline, f"SELECT count() FROM {{db}}.{table} WHERE positionCaseInsensitive("
                           f"toString({column}), %(n)s) > 0", {"n": needle})  # fmt: skip
