@@ -63,8 +63,10 @@ _AT_DOMAIN: Final = re.compile(rf"@{_ADDRESS_PART}{{1,253}}\.[^\W\d_]{{2,63}}")
 _LOCAL_PART: Final = re.compile(rf"{_ADDRESS_PART}{{1,64}}\Z")
 _PHONE_SEP: Final = r"[ ().\-\u00a0\u2010-\u2015\u2212\u3000\uff08\uff09\uff0d\uff0e]"
 # A JSON escape before a run (`"\t13800138000"`, `"\u3000138 0013 8000"`) does not glue it to a word.
+# The leading lookahead names the characters a match can start with: without it every position
+# of the text runs the lookbehinds (measured: 5.6 ms on a 73 KB transcript, 1.7 ms with it).
 _REDACT_PHONE: Final = re.compile(
-    r"(?:(?<![A-Za-z_\d\-])|(?<=\\[bfnrt])|(?<=\\u[0-9a-fA-F]{4}))"
+    r"(?=[+\uff0b(\uff08\d])(?:(?<![A-Za-z_\d\-])|(?<=\\[bfnrt])|(?<=\\u[0-9a-fA-F]{4}))"
     rf"(?<![A-Za-z_\d]:)[+\uff0b]?[(\uff08]?\d(?:{_PHONE_SEP}{{0,2}}\d){{6,16}}(?![A-Za-z_\d:])"
 )
 _ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from typing import Final
+
 import faust
 from prometheus_client import CollectorRegistry
 
@@ -14,7 +17,13 @@ from streams.flush import Flusher
 from streams.metrics import Metrics
 from streams.producer import BatchProducer
 
-__all__ = ["build_worker", "run_worker"]
+__all__ = ["GC_THRESHOLDS", "build_worker", "run_worker", "tune_gc"]
+
+# CPython's defaults (700, 10, 10) ran a full collection every second or so of a busy worker, each
+# ~200 ms over the buffered rows and Faust's in-flight events: 11 of 50 CPU seconds for 200,000
+# touchpoints (measured with gc.callbacks). With these, young garbage is still collected every
+# 50,000 allocations and a full pass is rare; the same run takes 34 CPU seconds, peak RSS unchanged.
+GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
 def build_worker(settings: Settings, registry: CollectorRegistry | None = None) -> tuple[faust.App, Pipeline]:
@@ -38,5 +47,13 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
 def run_worker(settings: Settings, *, loglevel: str = "warn") -> None:
     """Run until stopped (SIGTERM/SIGINT): the `cxj worker` command."""
     app, _pipeline = build_worker(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
+
+
+def tune_gc() -> None:
+    """Move what is loaded so far out of the collector's sight and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
