@@ -6,7 +6,7 @@ CXJ := $(VENV)/bin/cxj
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
+.PHONY: help setup native demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,12 +14,16 @@ help: ## Show this help
 setup: ## Install apt packages (ClickHouse, Prometheus, Alertmanager) and the .venv; idempotent
 	@deploy/local/setup.sh
 
+native: setup ## Rebuild the compiled pure logic (mypyc; setup builds it when sources change)
+	$(CXJ) native build --force --check
+
 demo: setup ## Run the pipeline on the local stack with simulated traffic and print the report
 	$(CXJ) demo
 
 test: setup ## Lint, unit tests, then integration tests on a real local stack (free ports)
 	$(PY) -m ruff check .
 	$(PYTEST) tests/unit -q
+	CXJ_NATIVE=0 $(PYTEST) tests/unit -q  # the same logic as plain Python
 	$(PYTEST) tests/integration -q
 
 test-unit: setup ## Unit tests only (no network)

@@ -318,4 +318,12 @@ def _machine() -> dict[str, Any]:
     import os
     import platform
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    import streams
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        # The workers import the same build: compiled pure logic (mypyc) or plain Python.
+        "native": streams.NATIVE,
+    }

@@ -16,7 +16,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from cxj.settings import Settings
-from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
+from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim, with_key
 from schemas.rows import AlertRow, DeadLetterRow, ErasureRow, IdentityConflictRow, IdentityLinkRow
 from streams.codec import Item, decode_claims, decode_items, encode_claims, encode_items
 from streams.customer import DAY_MS, Policy
@@ -235,7 +235,7 @@ class Pipeline:
         counts: dict[str, int] = defaultdict(int)
         for rec in result.records:
             key = route_key(rec, lookup)
-            rec = rec._replace(key=key)
+            rec = with_key(rec, key)
             claim = claim_for(rec, key, lookup)
             if claim is not None:
                 claims.append(claim)

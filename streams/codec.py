@@ -44,7 +44,7 @@ def _hashes(events: set[int]) -> bytes:
 
 
 def encode_state(s: CustomerState) -> bytes:
-    exps = []
+    exps: list[Any] = []
     for k, e in s.exps.items():
         exps += (k, e.first_neg, e.first_pos, e.mask, e.last)
     journeys = [
@@ -143,7 +143,7 @@ class Item(NamedTuple):
 
 
 def encode_items(items: list[Item]) -> bytes:
-    out = []
+    out: list[tuple[Any, ...]] = []
     for it in items:
         if it.kind == "tp":
             out.append(("tp", it.record))

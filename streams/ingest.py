@@ -32,6 +32,12 @@ IDENTIFIER_TYPES: Final = {
     "wechat_openid": "wechat",
 }
 _CHANNELS: Final = frozenset(CHANNELS)
+_CONTEXT_FIELDS: Final = ("order_id", "case_id", "contact_id", "session_id", "agent_id", "store_id")
+_METRIC_FIELDS: Final = ("wait_seconds", "transfers", "handled_by", "resolved", "csat", "nps", "ces", "rating",
+                         "sentiment", "amount", "currency")  # fmt: skip
+_new_record: Final = TouchpointRecord._make
+if TouchpointRecord._fields[8:25] != _CONTEXT_FIELDS + _METRIC_FIELDS:
+    raise ImportError("TouchpointRecord's context and metrics fields moved: update ingest's field lists")
 _MAX_DETAIL: Final = 1000
 
 
@@ -66,7 +72,7 @@ class IngestResult:
 class _Candidate(NamedTuple):
     event: Any
     message: Message
-    index: int
+    position: int  # in its batch envelope; -1 for a single-touchpoint message
 
 
 class _Rejected(Exception):
@@ -263,36 +269,27 @@ def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: 
         identifiers.append(f"{kind}:{value}")
     if customer_id is None and not identifiers:
         raise _Rejected(RejectReason.MISSING_IDENTITY, "identity: only placeholder identifiers")
-    ctx = event.get("context") or {}
-    m = event.get("metrics") or {}
-    return TouchpointRecord(
-        event_id=event["event_id"],
-        occurred_ms=occurred_ms,
-        received_ms=received_ms,
-        source=event["source"],
-        channel=event["channel"],
-        event_type=event["event_type"],
-        customer_id=customer_id,
-        identifiers=tuple(identifiers),
-        order_id=ctx.get("order_id") or None,
-        case_id=ctx.get("case_id") or None,
-        contact_id=ctx.get("contact_id") or None,
-        session_id=ctx.get("session_id") or None,
-        agent_id=ctx.get("agent_id") or None,
-        store_id=ctx.get("store_id") or None,
-        wait_seconds=m.get("wait_seconds"),
-        transfers=m.get("transfers"),
-        handled_by=m.get("handled_by"),
-        resolved=m.get("resolved"),
-        csat=m.get("csat"),
-        nps=m.get("nps"),
-        ces=m.get("ces"),
-        rating=m.get("rating"),
-        sentiment=m.get("sentiment"),
-        amount=m.get("amount"),
-        currency=m.get("currency"),
-        attributes=_attributes(event.get("attributes")),
-        key="",
+    ctx = event.get("context")
+    c = (None,) * 6 if not ctx else tuple(ctx.get(f) or None for f in _CONTEXT_FIELDS)
+    m = event.get("metrics")
+    v = (None,) * 11 if not m else tuple(m.get(f) for f in _METRIC_FIELDS)
+    attributes = event.get("attributes")
+    # Positional, in TouchpointRecord's field order (checked at import): keywords cost more.
+    return _new_record(
+        (
+            event["event_id"],
+            occurred_ms,
+            received_ms,
+            event["source"],
+            event["channel"],
+            event["event_type"],
+            customer_id,
+            tuple(identifiers),
+            *c,
+            *v,
+            _attributes(attributes) if attributes else None,
+            "",
+        )
     )
 
 
@@ -313,7 +310,7 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
         touchpoints_adapter.validate_python([c.event for c in candidates])
     except ValidationError as exc:
         for err in exc.errors(include_url=False, include_input=False, include_context=False):
-            failed.setdefault(err["loc"][0], []).append(err)
+            failed.setdefault(int(err["loc"][0]), []).append(err)
     for i, cand in enumerate(candidates):
         errors = failed.get(i)
         try:
@@ -328,5 +325,5 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
 
 def _reject(cand: _Candidate, rej: _Rejected, now_ms: int) -> DeadLetter:
     # A single-event message keeps its exact bytes; a batch element is re-encoded on its own.
-    raw = (cand.message.value or b"") if cand.index < 0 else _encode(cand.event)
-    return _dead(cand.message, max(cand.index, 0), rej.reason, rej.detail, raw, cand.event, now_ms)
+    raw = (cand.message.value or b"") if cand.position < 0 else _encode(cand.event)
+    return _dead(cand.message, max(cand.position, 0), rej.reason, rej.detail, raw, cand.event, now_ms)

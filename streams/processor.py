@@ -50,13 +50,12 @@ class Output:
         self.rows.setdefault(table, []).append(row)
 
 
-def _opt(value: str | None) -> str:
-    return value or ""
-
-
 def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]) -> TouchpointRow:
     """The `touchpoints` row: stitched key, experience, journey, signals, hashed identifiers."""
-    ids = dict(i.split(":", 1) for i in rec.identifiers)
+    ids = {}
+    for identifier in rec.identifiers:
+        kind, _, value = identifier.partition(":")
+        ids[kind] = value
     return TouchpointRow(
         rec.event_id,
         key,
@@ -69,21 +68,21 @@ def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, sig
         applied.experience_key if applied else "",
         applied.journey_id if applied else "",
         signals,
-        _opt(rec.customer_id),
+        rec.customer_id or "",
         ids.get("anon", ""),
         ids.get("device", ""),
         ids.get("phone", ""),
         ids.get("email", ""),
         ids.get("wechat", ""),
-        _opt(rec.order_id),
-        _opt(rec.case_id),
-        _opt(rec.contact_id),
-        _opt(rec.session_id),
-        _opt(rec.agent_id),
-        _opt(rec.store_id),
+        rec.order_id or "",
+        rec.case_id or "",
+        rec.contact_id or "",
+        rec.session_id or "",
+        rec.agent_id or "",
+        rec.store_id or "",
         rec.wait_seconds,
         rec.transfers,
-        _opt(rec.handled_by),
+        rec.handled_by or "",
         None if rec.resolved is None else int(rec.resolved),
         rec.csat,
         rec.nps,
@@ -91,7 +90,7 @@ def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, sig
         rec.rating,
         rec.sentiment,
         rec.amount,
-        _opt(rec.currency),
+        rec.currency or "",
         orjson.dumps(rec.attributes).decode() if rec.attributes else "{}",
         1,
     )

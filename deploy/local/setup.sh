@@ -8,7 +8,7 @@ APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertman
 VENV=.venv
 
 missing=()
-for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool chromium; do
+for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool chromium gcc; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 py=""
@@ -33,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ] || [ -z "$py" ]; then
   trap '[ $had_policy = 1 ] || rm -f "$policy"' EXIT
   echo "setup: apt-get install ${APT_PACKAGES[*]} python3 python3-venv"
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}" python3 python3-venv python3-dev ca-certificates
+  apt-get install -y -q --no-install-recommends "${APT_PACKAGES[@]}" python3 python3-venv python3-dev gcc libc6-dev ca-certificates
   # A package's own init script may still have started a service: stop the packaged ones.
   for svc in clickhouse-server prometheus prometheus-alertmanager; do
     service "$svc" stop >/dev/null 2>&1 || true
@@ -49,7 +49,11 @@ fi
 if [ ! -e "$stamp" ]; then
   echo "setup: installing cx-journeys and its tools into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev,stack]'
+  "$VENV/bin/python" -m pip install -q -e '.[dev,stack,native]'
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
+
+# The pure logic compiled with mypyc (streams/native.py): rebuilt only when a source changed; a
+# failed build is reported and the pipeline runs the same modules as plain Python.
+"$VENV/bin/cxj" native build
