@@ -82,6 +82,8 @@ class Result:
     peak_rss_mb: list[float] = field(default_factory=list)
     state_customers: int = 0
     state_bytes: int = 0
+    startup_seconds: float = 0.0  # from starting the workers to the first touchpoint ingested
+    steady_eps: float = 0.0  # events / (drained - first touchpoint ingested)
     latency_p50: float | None = None
     latency_p99: float | None = None
 
@@ -141,6 +143,19 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
             return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
         lower, below = bound, count
     return lower
+
+
+def _first_touchpoint(workers: list[WorkerProcess], deadline: float) -> float:
+    """When a worker first reports an ingested touchpoint (polled every 50 ms)."""
+    while time.monotonic() < deadline:
+        for w in workers:
+            try:
+                if _gauge(_metrics_text(w.web_port), "cx_touchpoints_total") > 0:
+                    return time.monotonic()
+            except OSError:
+                pass  # not listening yet
+        time.sleep(0.05)
+    raise TimeoutError("no worker ingested a touchpoint before the timeout")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -240,9 +255,13 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
         for w in workers:
             w.start()
         try:
+            first = _first_touchpoint(workers, started + cfg.timeout)
             finished = wait_drained(settings, cfg.timeout, settle=0.5)
             result.seconds = finished - started
             result.end_to_end_eps = result.events_sent / result.seconds
+            # Process start, group join and recovery are a fixed cost, whatever the backlog.
+            result.startup_seconds = first - started
+            result.steady_eps = result.events_sent / (finished - first)
             result.ratio_to_raw = result.end_to_end_eps / result.raw_consume_eps if result.raw_consume_eps else 0.0
             _collect_worker_figures(result, workers)
         finally:

@@ -351,14 +351,15 @@ def bench_pipeline(
     cfg = PipelineBenchConfig(events=events, customers=customers, big_customers=big_customers,
                               latency_seconds=latency_seconds, only=tuple(only or ()))  # fmt: skip
     result = run_pipeline_bench(_settings(ctx), cfg, log=console.print)
-    table = Table("scenario", "events", "end-to-end ev/s", "raw consume ev/s", "ratio", "p50 / p99 s",
-                  "peak RSS MB", "state B/customer", "customers", "rows in CH",
+    table = Table("scenario", "events", "end-to-end ev/s", "after start-up ev/s", "raw consume ev/s", "ratio",
+                  "p50 / p99 s", "peak RSS MB", "state B/customer", "customers", "rows in CH",
                   title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores, "
                         f"{'compiled' if result['machine']['native'] else 'plain Python'} pure logic)")  # fmt: skip
     for r in result["results"]:
         latency = "" if r["latency_p99"] is None else f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f}"
         table.add_row(
             r["scenario"]["name"], f"{r['events_sent']:,}", f"{r['end_to_end_eps']:,.0f}" if r["seconds"] else "",
+            f"{r['steady_eps']:,.0f} ({r['startup_seconds']:.1f} s start-up)" if r["steady_eps"] else "",
             f"{r['raw_consume_eps']:,.0f}" if r["raw_consume_eps"] else "",
             f"{r['ratio_to_raw']:.3f}" if r["ratio_to_raw"] else "", latency,
             ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"]), f"{r['state_bytes_per_customer']:,.0f}",
