@@ -86,6 +86,8 @@ class Result:
     steady_eps: float = 0.0  # events / (drained - first touchpoint ingested)
     latency_p50: float | None = None
     latency_p99: float | None = None
+    flush_p50: float | None = None  # one flush: every table, then the Kafka writes, then the acks
+    flush_p99: float | None = None
 
     @property
     def state_bytes_per_customer(self) -> float:
@@ -143,6 +145,33 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
             return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
         lower, below = bound, count
     return lower
+
+
+def _delta_buckets(before: list[str], after: list[str], name: str) -> dict[float, float]:
+    """A histogram's buckets summed over workers, counting only what was observed in between."""
+    delta: dict[float, float] = {}
+    for b_text, a_text in zip(before, after, strict=True):
+        b = _buckets(b_text, name)
+        for bound, count in _buckets(a_text, name).items():
+            delta[bound] = delta.get(bound, 0.0) + count - b.get(bound, 0.0)
+    return delta
+
+
+def _wait_assigned(workers: list[WorkerProcess], partitions: int, deadline: float) -> None:
+    """Until the workers together hold every touchpoints and stitch partition."""
+    from streams.topics import STITCH, TOUCHPOINTS
+
+    while time.monotonic() < deadline:
+        held = {TOUCHPOINTS: 0.0, STITCH: 0.0}
+        for w in workers:
+            for series, value in _samples(_metrics_text(w.web_port), "cx_assigned_partitions"):
+                for topic in held:
+                    if f'topic="{topic}"' in series:
+                        held[topic] += value
+        if all(n >= partitions for n in held.values()):
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the workers were not assigned every partition before the timeout")
 
 
 def _first_touchpoint(workers: list[WorkerProcess], deadline: float) -> float:
@@ -271,19 +300,20 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
         for w in workers:
             w.start()
         try:
-            before = [_buckets(_metrics_text(w.web_port), "cx_event_to_sink_lag_seconds") for w in workers]
+            # Latency of a running pipeline: the traffic starts once the group has assigned every partition.
+            _wait_assigned(workers, settings.topic_partitions, time.monotonic() + cfg.timeout)
+            before = [_metrics_text(w.web_port) for w in workers]
             log(f"  producing {sc.rate:,.0f} events/s for {sc.seconds:.0f} s (batch {sc.batch_size}) …")
             stats = produce(settings, generate_raw(replace(sim, invalid_share=0.0)), rate=sc.rate,
                             batch_size=sc.batch_size, total=sc.events)  # fmt: skip
             result.events_sent, result.produce_eps = stats.sent_events, stats.events_per_second
             wait_drained(settings, cfg.timeout, settle=0.5)
             time.sleep(1.0)
-            after = [_buckets(_metrics_text(w.web_port), "cx_event_to_sink_lag_seconds") for w in workers]
-            delta: dict[float, float] = {}
-            for b, a in zip(before, after, strict=True):
-                for bound, count in a.items():
-                    delta[bound] = delta.get(bound, 0.0) + count - b.get(bound, 0.0)
-            result.latency_p50, result.latency_p99 = quantile(delta, 0.5), quantile(delta, 0.99)
+            after = [_metrics_text(w.web_port) for w in workers]
+            lag = _delta_buckets(before, after, "cx_event_to_sink_lag_seconds")
+            result.latency_p50, result.latency_p99 = quantile(lag, 0.5), quantile(lag, 0.99)
+            flushes = _delta_buckets(before, after, "cx_flush_seconds")
+            result.flush_p50, result.flush_p99 = quantile(flushes, 0.5), quantile(flushes, 0.99)
             _collect_worker_figures(result, workers)
         finally:
             for w in workers:
@@ -319,8 +349,10 @@ def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = prin
         for sc in cfg.scenarios():
             log(f"[bold]{sc.name}[/]")
             r = _run_scenario(stack, settings, sc, cfg, log)
-            log(f"  {r.end_to_end_eps:,.0f} events/s end to end" if sc.rate is None else
-                f"  p50 {r.latency_p50} s, p99 {r.latency_p99} s")  # fmt: skip
+            log(f"  {r.end_to_end_eps:,.0f} events/s end to end, {r.steady_eps:,.0f} after "
+                f"{r.startup_seconds:.1f} s of start-up" if sc.rate is None else
+                f"  latency p50 {r.latency_p50:.2f} s, p99 {r.latency_p99:.2f} s; "
+                f"one flush p50 {r.flush_p50:.2f} s, p99 {r.flush_p99:.2f} s")  # fmt: skip
             results.append(r)
     except StackError:
         raise

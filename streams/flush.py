@@ -100,12 +100,16 @@ class Flusher:
         self._executor.shutdown(wait=False)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while True:
+            # One flush per interval, start to start: a slow flush does not stretch the next wait.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, started + self.interval - loop.time()))
             except TimeoutError:
                 pass
             self._wake.clear()
+            started = loop.time()
             try:
                 await self.flush()
             except Exception as exc:
@@ -124,6 +128,7 @@ class Flusher:
             self.metrics.flush_pending_rows.set(work.batch.count)
             # Kafka sends issued by agents (stage outputs) must land before their acks too.
             loop = asyncio.get_running_loop()
+            began = self.clock()
             if work.batch.count:
                 await loop.run_in_executor(self._executor, self.writer.write, work.batch)
             done_ms = self.clock() * 1000
@@ -137,5 +142,6 @@ class Flusher:
                 await asyncio.gather(*futures)
             for ack in work.acks:
                 await ack()
+            self.metrics.flush_seconds.observe(self.clock() - began)
             self.flushes += 1
             self.metrics.flush_pending_rows.set(self.pending.batch.count)

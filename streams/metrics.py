@@ -36,6 +36,7 @@ class Metrics:
     churn_alerts: Counter
     sink_rows: Counter
     sink_batch_seconds: Histogram
+    flush_seconds: Histogram
     sink_errors: Counter
     event_to_sink_lag: Histogram
     journeys_opened: Counter
@@ -77,6 +78,12 @@ class Metrics:
                 "Duration of one ClickHouse insert",
                 ["table"],
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+                registry=r,
+            ),
+            flush_seconds=Histogram(
+                "cx_flush_seconds",
+                "Duration of one flush: every table's insert, then the Kafka writes, then the acks",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0),
                 registry=r,
             ),
             sink_errors=Counter("cx_sink_errors", "Failed ClickHouse inserts (retried)", ["table"], registry=r),
