@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -35,6 +36,8 @@ from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHP
 __all__ = ["Pipeline", "ingest_config_from", "policy_from"]
 
 log = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -466,13 +469,19 @@ class Pipeline:
     async def _send_identity(
         self, links: list[IdentityLink], merges: dict[int, list[Item]], unlinked: list[str]
     ) -> list[asyncio.Future[Any]]:
-        futures = []
+        # One record batch per partition (a send per link took a third of a flush at 5,000 events/s),
+        # in the partition Kafka's default partitioner gives the key, as for any keyed send.
+        records: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
+        partitions = list(range(self.partitions))
         for link in links:
-            futures.append(
-                await self.producer.send(LINKS, link.model_dump_json().encode(), key=link.identifier.encode())
-            )
+            key = link.identifier.encode()
+            records[_PARTITIONER(key, partitions, partitions)].append((key, link.model_dump_json().encode()))
         for identifier in unlinked:  # tombstones: compaction removes the identifier from the topic
-            futures.append(await self.producer.send(LINKS, None, key=identifier.encode()))
+            key = identifier.encode()
+            records[_PARTITIONER(key, partitions, partitions)].append((key, None))
+        futures = []
+        for p, batch in records.items():
+            futures += await self.producer.send_many(LINKS, p, batch)
         for p, items in merges.items():
             futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
         return futures

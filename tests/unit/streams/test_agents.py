@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
 from cxj.settings import Settings
@@ -17,9 +18,10 @@ from streams.agents import Pipeline
 from streams.app import create_app
 from streams.codec import decode_items
 from streams.flush import Flusher
+from streams.identity import IdentityGraph
 from streams.metrics import Metrics
 from streams.producer import partition_for
-from streams.topics import CHANGELOG, DLQ, STITCH
+from streams.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH
 from tests.factories import touchpoint
 
 
@@ -152,3 +154,29 @@ async def test_stitch_agent_writes_rows_changelog_and_one_alert(pipeline: Any) -
         "case:case-2",
     ]
     assert any(key == b"C-3" for _, key, *_ in sender.on(CHANGELOG))
+
+
+async def test_identity_agent_publishes_each_link_keyed_in_kafka_s_default_partition(pipeline: Any) -> None:
+    pipe, sender, writer = pipeline
+    pipe.graph = IdentityGraph()
+    pipe._graph_ready.set()
+    logins = [
+        touchpoint("login", identity={"customer_id": f"C-{n}", "anonymous_id": f"anon-{n}", "device_id": f"dev-{n}"})
+        for n in range(12)
+    ]
+    async with pipe.agents["ingest"].test_context() as ingest:
+        await ingest.put(orjson.dumps({"events": logins}))
+        await _settle(pipe)
+    async with pipe.agents["identity"].test_context() as identity:
+        for _, _, value, _, _ in sender.on(CLAIMS):
+            await identity.put(value)
+        await _settle(pipe)
+
+    links = sender.on(LINKS)
+    expected = {f"{kind}:{prefix}-{n}" for n in range(12) for kind, prefix in (("anon", "anon"), ("device", "dev"))}
+    assert {key.decode() for _, key, *_ in links} == expected
+    for _, key, value, partition, _ in links:
+        # Where a keyed send lands: compaction and the tombstones of `cxj forget` rely on it.
+        assert partition == (murmur2(key) & 0x7FFFFFFF) % pipe.partitions
+        assert orjson.loads(value)["customer_key"] == "C-" + key.decode().rsplit("-", 1)[1]
+    assert {r.identifier for r in writer.rows["identity_links"]} == expected
