@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from cxj.errors import SinkUnavailable
 from schemas.rows import ROWS_BY_TABLE
-from sinks.clickhouse import ClickHouse
 from streams.metrics import Metrics
 
-__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter"]
+__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter", "Connection"]
 
 # Facts before what is derived from them: a crash between tables leaves the derived ones behind,
 # never ahead, and the replay rewrites them.
@@ -30,6 +29,19 @@ TABLE_ORDER: Final = (
     # Last: a forget acknowledgement is visible only once everything flushed with it is stored.
     "erasures",
 )
+
+
+class Connection(Protocol):
+    """What the writer needs of ClickHouse: `sinks.clickhouse.ClickHouse` or `sinks.process.ClickHouseProcess`."""
+
+    @property
+    def database(self) -> str: ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int: ...
+
+    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -60,7 +72,7 @@ class ClickHouseWriter:
 
     def __init__(
         self,
-        ch: ClickHouse,
+        ch: Connection,
         metrics: Metrics | None = None,
         *,
         max_backoff: float = 30.0,
@@ -75,6 +87,9 @@ class ClickHouseWriter:
         self._sleep = sleep
         self._clock = clock
         self.failures = 0
+
+    def close(self) -> None:
+        self.ch.close()
 
     def write(self, batch: Batch) -> dict[str, int]:
         """Insert every table of the batch; returns rows written by table. Blocking: run in a thread."""

@@ -96,8 +96,11 @@ class Flusher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await self.flush()
-        self._executor.shutdown(wait=False)
+        try:
+            await self.flush()
+        finally:
+            self._executor.shutdown(wait=False)
+            self.writer.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -63,6 +63,9 @@ class MemoryWriter:
             self.rows[table].extend(rows)
         return {t: len(r) for t, r in batch.rows.items()}
 
+    def close(self) -> None:
+        pass
+
 
 class StaticReplica:
     def __init__(self) -> None:
