@@ -2,5 +2,4 @@
 
 from cxj.cli import main
 
-if __name__ == "__main__":  # not when a spawned helper process imports this module
-    main()
+main()

@@ -188,18 +188,10 @@ def _first_touchpoint(workers: list[WorkerProcess], deadline: float) -> float:
 
 
 def _peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a worker and of its children (the ClickHouse sink process)."""
-    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            total += int(line.split()[1]) / 1024
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            try:
-                total += _peak_rss_mb(int(child))
-            except OSError:
-                pass  # gone meanwhile
-    return total
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def _raw_consume_rate(settings: Settings, expected_messages: int, batched: bool) -> tuple[int, float]:

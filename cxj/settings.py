@@ -104,8 +104,6 @@ class Settings(BaseSettings):
     sink_flush_seconds: float = Field(default=1.0, gt=0)
     sink_max_rows: int = Field(default=100_000, ge=100)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
-    # Inserts serialized by a helper process (sinks/process.py) rather than a thread of the worker.
-    sink_process: bool = True
 
     # --- Rules (Contract 2) ----------------------------------------------------
     window_days: int = Field(default=90, ge=1)

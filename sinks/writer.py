@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from cxj.errors import SinkUnavailable
 from schemas.rows import ROWS_BY_TABLE
+from sinks.clickhouse import ClickHouse
 from streams.metrics import Metrics
 
-__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter", "Connection"]
+__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter"]
 
 # Facts before what is derived from them: a crash between tables leaves the derived ones behind,
 # never ahead, and the replay rewrites them.
@@ -29,19 +30,6 @@ TABLE_ORDER: Final = (
     # Last: a forget acknowledgement is visible only once everything flushed with it is stored.
     "erasures",
 )
-
-
-class Connection(Protocol):
-    """What the writer needs of ClickHouse: `sinks.clickhouse.ClickHouse` or `sinks.process.ClickHouseProcess`."""
-
-    @property
-    def database(self) -> str: ...
-
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int: ...
-
-    def execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -72,7 +60,7 @@ class ClickHouseWriter:
 
     def __init__(
         self,
-        ch: Connection,
+        ch: ClickHouse,
         metrics: Metrics | None = None,
         *,
         max_backoff: float = 30.0,
@@ -87,9 +75,6 @@ class ClickHouseWriter:
         self._sleep = sleep
         self._clock = clock
         self.failures = 0
-
-    def close(self) -> None:
-        self.ch.close()
 
     def write(self, batch: Batch) -> dict[str, int]:
         """Insert every table of the batch; returns rows written by table. Blocking: run in a thread."""

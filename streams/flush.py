@@ -96,11 +96,8 @@ class Flusher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        try:
-            await self.flush()
-        finally:
-            self._executor.shutdown(wait=False)
-            self.writer.close()
+        await self.flush()
+        self._executor.shutdown(wait=False)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

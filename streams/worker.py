@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 
 from cxj.settings import Settings
 from sinks.clickhouse import ClickHouse
-from sinks.process import ClickHouseProcess
 from sinks.writer import ClickHouseWriter
 from streams.agents import Pipeline
 from streams.app import create_app
@@ -33,8 +32,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     registry = registry or CollectorRegistry()
     metrics = Metrics.create(registry)
     app = create_app(settings)
-    ch = ClickHouseProcess(settings.clickhouse) if settings.sink_process else ClickHouse(settings.clickhouse)
-    writer = ClickHouseWriter(ch, metrics, max_backoff=settings.sink_retry_max_seconds)
+    writer = ClickHouseWriter(ClickHouse(settings.clickhouse), metrics, max_backoff=settings.sink_retry_max_seconds)
 
     async def crash(exc: BaseException) -> None:
         await app.crash(exc)

@@ -1,30 +1,23 @@
-"""The ClickHouse writer on a real server, in process and through the sink process."""
+"""The ClickHouse writer on a real server: a replayed flush stores each dead letter once."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-import pytest
-
-from cxj.errors import SinkError
 from cxj.settings import Settings
 from schemas.rows import DeadLetterRow
 from sinks.clickhouse import ClickHouse
-from sinks.process import ClickHouseProcess
-from sinks.writer import Batch, ClickHouseWriter, Connection
+from sinks.writer import Batch, ClickHouseWriter
 
 
 def _row(topic: str, partition: int, offset: int, idx: int = 0) -> DeadLetterRow:
     return DeadLetterRow(int(time.time()), topic, partition, offset, idx, "invalid_json", "d", "{", "", "", "")
 
 
-@pytest.mark.parametrize("kind", [ClickHouse, ClickHouseProcess])
-def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(
-    pipeline: Settings, kind: type[Connection]
-) -> None:
+def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(pipeline: Settings) -> None:
     ch = ClickHouse(pipeline.clickhouse)
-    writer = ClickHouseWriter(kind(pipeline.clickhouse))  # type: ignore[call-arg]
+    writer = ClickHouseWriter(ch)
     topic = f"test.writer.{uuid.uuid4().hex[:8]}"  # only this test's rows
     first = [_row(topic, 0, 10), _row(topic, 0, 11, 0), _row(topic, 0, 11, 1), _row(topic, 3, 500)]
     writer.write(Batch({"dead_letters": first}, len(first)))
@@ -32,7 +25,6 @@ def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(
     again = [*first, _row(topic, 0, 12), _row(topic, 3, 499), _row(topic, 5, 7)]
     written = writer.write(Batch({"dead_letters": again}, len(again)))
     assert written == {"dead_letters": 3}
-    writer.close()
     stored = ch.query(
         "SELECT partition, offset, idx, count() FROM {db}.dead_letters WHERE topic = %(t)s "
         "GROUP BY partition, offset, idx ORDER BY partition, offset, idx",
@@ -40,13 +32,3 @@ def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(
     )
     assert stored == [(0, 10, 0, 1), (0, 11, 0, 1), (0, 11, 1, 1), (0, 12, 0, 1), (3, 499, 0, 1), (3, 500, 0, 1),
                       (5, 7, 0, 1)]  # fmt: skip
-
-
-def test_a_rejected_insert_raises_the_server_s_reason_through_the_sink_process(pipeline: Settings) -> None:
-    sink = ClickHouseProcess(pipeline.clickhouse)
-    try:
-        with pytest.raises(SinkError, match="rejected the statement") as caught:
-            sink.insert("no_such_table", ["a"], [(1,)])
-        assert "no_such_table" in str(caught.value)
-    finally:
-        sink.close()

@@ -63,9 +63,6 @@ class MemoryWriter:
             self.rows[table].extend(rows)
         return {t: len(r) for t, r in batch.rows.items()}
 
-    def close(self) -> None:
-        pass
-
 
 class StaticReplica:
     def __init__(self) -> None:

@@ -24,9 +24,6 @@ class SlowWriter:
         time.sleep(self.seconds)
         return {t: len(r) for t, r in batch.rows.items()}
 
-    def close(self) -> None:
-        pass
-
 
 async def test_flushes_start_one_interval_apart_however_long_the_insert_takes() -> None:
     registry = CollectorRegistry()
