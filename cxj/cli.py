@@ -332,6 +332,28 @@ def bench_view(
     console.print(f"written: {out / 'view.json'}")
 
 
+@bench_app.command("state")
+def bench_state(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(help="Customer keys to hold")] = 1_000_000,
+    out: BenchOut = Path("bench-results"),
+) -> None:
+    """Memory per customer key at N customers: the worker's ingest and stitch code in this process."""
+    import orjson
+
+    from cxj.bench_state import StateBenchConfig, run_state_bench
+
+    r = run_state_bench(_settings(ctx), StateBenchConfig(customers=customers))
+    console.print(
+        f"{r['keys']:,} customer keys in {r['seconds']:.0f} s: {r['serialized_bytes_per_customer']:,.0f} serialized "
+        f"bytes and {r['process_bytes_per_customer']:,.0f} bytes of process memory per customer "
+        f"(RSS {r['rss_mb_before']:,.0f} -> {r['rss_mb_after']:,.0f} MB)"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "state.json").write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
+    console.print(f"written: {out / 'state.json'}")
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     ctx: typer.Context,

@@ -1,0 +1,100 @@
+"""`cxj bench state`: memory held per customer key at a million customers, without the stack.
+
+The pipeline benchmark's "1,000,000 customers" run sends a million simulated events, which touch
+fewer keys than that. This one drives exactly N customer keys (an order and an unresolved call
+each) through the same ingest and stitch code a worker runs, in this process, and reports the
+serialized state and the process memory per key.
+"""
+
+from __future__ import annotations
+
+import gc
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from cxj.settings import Settings
+
+__all__ = ["StateBenchConfig", "run_state_bench"]
+
+_PARTITIONS = 8
+_BATCH = 250  # customers per message (two touchpoints each)
+
+
+@dataclass(frozen=True)
+class StateBenchConfig:
+    customers: int = 1_000_000
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _events(first: int, last: int, now: datetime) -> list[dict[str, Any]]:
+    events = []
+    for n in range(first, last):
+        at = (now - timedelta(days=n % 50, minutes=n % 1440)).isoformat(timespec="milliseconds")
+        identity = {"customer_id": f"C{n:07d}", "phone": f"+86 138{n % 10**8:08d}"}
+        events += [
+            {"schema_version": 1, "event_id": f"state-{n}-order", "source": "web-shop", "occurred_at": at,
+             "channel": "web", "event_type": "order_placed", "identity": identity,
+             "context": {"order_id": f"o-{n}"}, "metrics": {"amount": 99.5, "currency": "CNY"}},
+            {"schema_version": 1, "event_id": f"state-{n}-call", "source": "call-centre", "occurred_at": at,
+             "channel": "call_center", "event_type": "contact_ended", "identity": identity,
+             "context": {"case_id": f"k-{n}", "contact_id": f"c-{n}"},
+             "metrics": {"wait_seconds": 900, "resolved": False, "transfers": 3}},
+        ]  # fmt: skip
+    return events
+
+
+def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]:
+    import streams
+    from schemas.records import with_key
+    from streams.agents import ingest_config_from, policy_from
+    from streams.codec import Item
+    from streams.identity import route_key
+    from streams.ingest import Message, ingest
+    from streams.processor import PartitionState
+    from streams.producer import partition_for
+    from streams.worker import tune_gc
+
+    tune_gc()  # as in a worker
+    if settings.pii_secret is None:  # no stack needed: a throwaway key, the hashes are never kept
+        settings = settings.model_copy(update={"pii_secret": SecretStr(secrets.token_hex(32))})
+    policy, ingest_cfg = policy_from(settings), ingest_config_from(settings)
+    states = {p: PartitionState(p, policy) for p in range(_PARTITIONS)}
+    now = datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    before, started = _rss_mb(), time.monotonic()
+    for first in range(0, cfg.customers, _BATCH):
+        raw = orjson.dumps({"events": _events(first, min(first + _BATCH, cfg.customers), now)})
+        result = ingest([Message(raw, "bench", 0, first, now_ms)], ingest_cfg, now_ms)
+        routed: dict[int, list[Item]] = {}
+        for rec in result.records:
+            key = route_key(rec, {}.get)
+            routed.setdefault(partition_for(key, _PARTITIONS), []).append(Item("tp", key, with_key(rec, key)))
+        for p, items in routed.items():
+            states[p].process(items, now_ms, now_ms - 60_000)
+    gc.collect()
+    keys = sum(len(s.data) for s in states.values())
+    serialized = sum(len(v) for s in states.values() for v in s.data.values())
+    after = _rss_mb()
+    return {
+        "customers": cfg.customers,
+        "keys": keys,
+        "seconds": round(time.monotonic() - started, 1),
+        "serialized_bytes_per_customer": round(serialized / keys, 1) if keys else 0.0,
+        "process_bytes_per_customer": round((after - before) * 1024 * 1024 / keys, 1) if keys else 0.0,
+        "rss_mb_before": round(before, 1),
+        "rss_mb_after": round(after, 1),
+        "native": streams.NATIVE,
+    }
