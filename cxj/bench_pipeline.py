@@ -187,9 +187,10 @@ def _first_touchpoint(workers: list[WorkerProcess], deadline: float) -> float:
     raise TimeoutError("no worker ingested a touchpoint before the timeout")
 
 
-def _peak_rss_mb(pid: int) -> float:
+def status_mb(field: str, pid: int | str = "self") -> float:
+    """A memory figure of /proc/<pid>/status (VmRSS, VmHWM …) in MB; 0 when absent."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -329,7 +330,7 @@ def _collect_worker_figures(result: Result, workers: list[WorkerProcess]) -> Non
         text = _metrics_text(w.web_port)
         result.state_customers += int(_gauge(text, "cx_state_customers"))
         result.state_bytes += int(_gauge(text, "cx_state_bytes"))
-        result.peak_rss_mb.append(round(_peak_rss_mb(w.proc.pid), 1))
+        result.peak_rss_mb.append(round(status_mb("VmHWM", w.proc.pid), 1))
 
 
 def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = print) -> dict[str, Any]:

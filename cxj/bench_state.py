@@ -13,12 +13,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import SecretStr
 
+from cxj.bench_pipeline import status_mb
 from cxj.settings import Settings
 
 __all__ = ["StateBenchConfig", "run_state_bench"]
@@ -30,13 +30,6 @@ _BATCH = 250  # customers per message (two touchpoints each)
 @dataclass(frozen=True)
 class StateBenchConfig:
     customers: int = 1_000_000
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _events(first: int, last: int, now: datetime) -> list[dict[str, Any]]:
@@ -74,7 +67,7 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     states = {p: PartitionState(p, policy) for p in range(_PARTITIONS)}
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
-    before, started = _rss_mb(), time.monotonic()
+    before, started = status_mb("VmRSS"), time.monotonic()
     for first in range(0, cfg.customers, _BATCH):
         raw = orjson.dumps({"events": _events(first, min(first + _BATCH, cfg.customers), now)})
         result = ingest([Message(raw, "bench", 0, first, now_ms)], ingest_cfg, now_ms)
@@ -87,7 +80,7 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     gc.collect()
     keys = sum(len(s.data) for s in states.values())
     serialized = sum(len(v) for s in states.values() for v in s.data.values())
-    after = _rss_mb()
+    after = status_mb("VmRSS")
     return {
         "customers": cfg.customers,
         "keys": keys,

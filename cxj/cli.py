@@ -307,6 +307,14 @@ def native(
 BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON results")]
 
 
+def _write_results(path: Path, results: dict[str, Any]) -> None:
+    import orjson
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    console.print(f"written: {path}")
+
+
 @bench_app.command("view")
 def bench_view(
     ctx: typer.Context,
@@ -314,7 +322,6 @@ def bench_view(
     out: BenchOut = Path("bench-results"),
 ) -> None:
     """Cost of touchpoints_resolved on N touchpoints vs no resolution and vs joining every identifier."""
-    import orjson
     from rich.table import Table
 
     from cxj.bench_view import ViewBenchConfig, run_view_bench
@@ -327,9 +334,7 @@ def bench_view(
     for q in result["queries"]:
         table.add_row(q["name"], f"{q['seconds']:.3f}", f"{q['memory_mb']:.1f}", f"{q['rows_read']:,}")
     console.print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "view.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    console.print(f"written: {out / 'view.json'}")
+    _write_results(out / "view.json", result)
 
 
 @bench_app.command("state")
@@ -339,7 +344,6 @@ def bench_state(
     out: BenchOut = Path("bench-results"),
 ) -> None:
     """Memory per customer key at N customers: the worker's ingest and stitch code in this process."""
-    import orjson
 
     from cxj.bench_state import StateBenchConfig, run_state_bench
 
@@ -349,9 +353,7 @@ def bench_state(
         f"bytes and {r['process_bytes_per_customer']:,.0f} bytes of process memory per customer "
         f"(RSS {r['rss_mb_before']:,.0f} -> {r['rss_mb_after']:,.0f} MB)"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "state.json").write_bytes(orjson.dumps(r, option=orjson.OPT_INDENT_2))
-    console.print(f"written: {out / 'state.json'}")
+    _write_results(out / "state.json", r)
 
 
 @bench_app.command("pipeline")
@@ -365,7 +367,6 @@ def bench_pipeline(
     out: BenchOut = Path("bench-results"),
 ) -> None:
     """Events/s end to end (single and batched, 1 and 2 workers), raw consume ratio, latency, memory."""
-    import orjson
     from rich.table import Table
 
     from cxj.bench_pipeline import PipelineBenchConfig, run_pipeline_bench
@@ -388,9 +389,7 @@ def bench_pipeline(
             f"{r['state_customers']:,}", f"{r['touchpoints_in_clickhouse']:,}",
         )  # fmt: skip
     Console(width=max(console.width, 180)).print(table)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    console.print(f"written: {out / 'pipeline.json'}")
+    _write_results(out / "pipeline.json", result)
 
 
 def main() -> None:

@@ -35,8 +35,12 @@ _CHANNELS: Final = frozenset(CHANNELS)
 _CONTEXT_FIELDS: Final = ("order_id", "case_id", "contact_id", "session_id", "agent_id", "store_id")
 _METRIC_FIELDS: Final = ("wait_seconds", "transfers", "handled_by", "resolved", "csat", "nps", "ces", "rating",
                          "sentiment", "amount", "currency")  # fmt: skip
+_NO_CONTEXT: Final = (None,) * len(_CONTEXT_FIELDS)
+_NO_METRICS: Final = (None,) * len(_METRIC_FIELDS)
 _new_record: Final = TouchpointRecord._make
-if TouchpointRecord._fields[8:25] != _CONTEXT_FIELDS + _METRIC_FIELDS:
+_POSITIONAL: Final = _CONTEXT_FIELDS + _METRIC_FIELDS  # consecutive, right after `identifiers`
+_at = TouchpointRecord._fields.index("identifiers") + 1
+if TouchpointRecord._fields[_at : _at + len(_POSITIONAL)] != _POSITIONAL:
     raise ImportError("TouchpointRecord's context and metrics fields moved: update ingest's field lists")
 _MAX_DETAIL: Final = 1000
 
@@ -270,9 +274,9 @@ def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: 
     if customer_id is None and not identifiers:
         raise _Rejected(RejectReason.MISSING_IDENTITY, "identity: only placeholder identifiers")
     ctx = event.get("context")
-    c = (None,) * 6 if not ctx else tuple(ctx.get(f) or None for f in _CONTEXT_FIELDS)
+    c = _NO_CONTEXT if not ctx else tuple(ctx.get(f) or None for f in _CONTEXT_FIELDS)
     m = event.get("metrics")
-    v = (None,) * 11 if not m else tuple(m.get(f) for f in _METRIC_FIELDS)
+    v = _NO_METRICS if not m else tuple(m.get(f) for f in _METRIC_FIELDS)
     attributes = event.get("attributes")
     # Positional, in TouchpointRecord's field order (checked at import): keywords cost more.
     return _new_record(

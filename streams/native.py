@@ -84,7 +84,7 @@ def is_compiled(module: object) -> bool:
     return str(getattr(module, "__file__", "")).endswith((".so", ".pyd"))
 
 
-def build(root: Path | None = None, *, quiet: bool = True) -> Path:
+def build(root: Path | None = None) -> Path:
     """Compile MODULES with mypyc into `root` (replacing what was there) and write the manifest."""
     root = root or native_dir()
     sources = [f"streams/{name}.py" for name in MODULES]
@@ -97,9 +97,9 @@ def build(root: Path | None = None, *, quiet: bool = True) -> Path:
         shutil.copytree(_PACKAGE_DIR.parent / "schemas", work / "schemas", ignore=shutil.ignore_patterns("*.json"))
         env = {**os.environ, "CXJ_NATIVE": "0"}
         cmd = [sys.executable, "-m", "mypyc", "--ignore-missing-imports", *sources]
-        result = subprocess.run(cmd, cwd=work, env=env, capture_output=quiet, text=True, check=False)
+        result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            detail = (result.stdout or "") + (result.stderr or "") if quiet else ""
+            detail = result.stdout + result.stderr
             raise RuntimeError(f"mypyc failed ({result.returncode}):\n{detail[-4000:]}")
         if root.exists():
             shutil.rmtree(root)
