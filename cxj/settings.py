@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cxj.errors import ConfigError
+from schemas.touchpoint import ID_FIELDS
 
 __all__ = ["ClickHouseDSN", "Settings", "load_settings"]
 
@@ -85,7 +86,8 @@ class Settings(BaseSettings):
     clickhouse_url: SecretStr = SecretStr("clickhouse://default:@127.0.0.1:9000/cx")
     # Read-only user for the report and BI checks; falls back to clickhouse_url.
     clickhouse_bi_url: SecretStr | None = None
-    # Administrator (schema outside `cx`, benchmarks, `cxj forget`); falls back to clickhouse_url.
+    # Administrator: schema migrations (`cxj init`), benchmarks, `cxj forget`; falls back to clickhouse_url,
+    # which is enough only where the writer may change the schema (the local stack's and deploy/'s may not).
     clickhouse_admin_url: SecretStr | None = None
     # Set on a sharded deployment (deploy/k8s/clickhouse/schema-cluster.sql): `cxj forget` then deletes from
     # the `_local` tables ON CLUSTER and waits for the mutations on every replica.
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     # --- PII -------------------------------------------------------------------
     pii_secret: SecretStr | None = None
     default_region: str = Field(default="CN", min_length=2, max_length=2)
+    # Id fields that may keep a raw phone number or e-mail address (comma-separated, e.g. `customer_id` for
+    # feeders who key customers by e-mail). Empty by default: such values are stored as their keyed hash.
+    pii_raw_id_fields: Annotated[tuple[str, ...], NoDecode] = ()
 
     # --- Worker ----------------------------------------------------------------
     app_id: str = "cx-journeys"
@@ -141,6 +146,16 @@ class Settings(BaseSettings):
             return tuple(v.strip().lower() for v in value.split(",") if v.strip())
         return value
 
+    @field_validator("pii_raw_id_fields", mode="before")
+    @classmethod
+    def _split_raw_id_fields(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        unknown = sorted(set(value) - set(ID_FIELDS))
+        if unknown:
+            raise ValueError(f"CXJ_PII_RAW_ID_FIELDS: {unknown} are not id fields; choose from {', '.join(ID_FIELDS)}")
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _upper_region(cls, value: str) -> str:
@@ -159,6 +174,11 @@ class Settings(BaseSettings):
     def clickhouse_admin(self) -> ClickHouseDSN:
         url = self.clickhouse_admin_url or self.clickhouse_url
         return ClickHouseDSN.parse(url.get_secret_value())
+
+    @property
+    def clickhouse_schema_admin(self) -> ClickHouseDSN:
+        """The administrator on the pipeline's database: who runs migrations, so the writer needs no DDL."""
+        return replace(self.clickhouse_admin, database=self.clickhouse.database)
 
     def require_pii_secret(self) -> bytes:
         """The HMAC key for phone and e-mail hashes; the worker refuses to start without one."""

@@ -99,6 +99,11 @@ class DeadLetter(NamedTuple):
     event_id: str
     source: str
     channel: str
+    # What makes this rejection itself, beside where it was read: a keyed hash of the payload, so a
+    # reused offset (a recreated topic, a broker that lost its log) is a new dead letter, a replay is not.
+    payload_hash: str = ""
+    # Whom it is about, as the pipeline keys them (customer id, hashed identifiers): `cxj forget` erases by these.
+    subjects: tuple[str, ...] = ()
 
 
 class LinkClaim(NamedTuple):

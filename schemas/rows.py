@@ -159,6 +159,8 @@ class DeadLetterRow(NamedTuple):
     event_id: str
     source: str
     channel: str
+    payload_hash: str  # with (topic, partition, offset, idx), what makes a dead letter the same one
+    subjects: list[str]  # customer id and hashed identifiers of the payload, for `cxj forget`
 
 
 class ErasureRow(NamedTuple):

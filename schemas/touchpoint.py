@@ -20,6 +20,7 @@ __all__ = [
     "CHANNELS",
     "EVENT_TYPES_V1",
     "IDENTITY_FIELDS",
+    "ID_FIELDS",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
     "MAX_EVENT_BYTES",
@@ -90,6 +91,23 @@ IDENTITY_FIELDS: Final = (
     "phone",
     "email",
     "wechat_openid",
+)
+
+# Fields that name something (and are joined on) rather than describe it. A phone number or e-mail
+# address found in one is stored as its keyed hash (`phone:<hmac>`, `email:<hmac>`, or `pii:<hmac>`
+# for one inside a longer id) unless `CXJ_PII_RAW_ID_FIELDS` names the field (docs/contract.md).
+ID_FIELDS: Final = (
+    "event_id",
+    "customer_id",
+    "anonymous_id",
+    "device_id",
+    "wechat_openid",
+    "order_id",
+    "case_id",
+    "contact_id",
+    "session_id",
+    "agent_id",
+    "store_id",
 )
 
 Id = Annotated[str, StringConstraints(max_length=128)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -65,7 +66,8 @@ class ClickHouse:
             raise SinkUnavailable(f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}") from exc
         except ch_errors.ServerException as exc:
             message = _first_line(exc.message)
-            if exc.code in _RETRYABLE_CODES:
+            # 252 is also "too many partitions for a single INSERT block": this block, never a later one.
+            if exc.code in _RETRYABLE_CODES and not (exc.code == 252 and "partitions" in message):
                 raise SinkUnavailable(f"ClickHouse busy (code {exc.code}): {message}") from exc
             raise SinkError(f"ClickHouse rejected the statement (code {exc.code}): {message}") from exc
         except ch_errors.Error as exc:
@@ -77,7 +79,13 @@ class ClickHouse:
         if not rows:
             return 0
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
-        self.execute(sql, to_columns(rows, len(columns)), columnar=True, types_check=False)
+        try:
+            self.execute(sql, to_columns(rows, len(columns)), columnar=True, types_check=False)
+        except (struct.error, TypeError, ValueError, OverflowError, UnicodeError) as exc:
+            # The driver failed to serialize a value for its column (e.g. a DateTime beyond 2106): the
+            # data's fault, not the server's; the half-sent insert leaves the connection unusable.
+            self._client.disconnect()
+            raise SinkError(f"a value does not fit its column in {table}: {exc}") from exc
         return len(rows)
 
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

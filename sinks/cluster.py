@@ -7,7 +7,8 @@ Derived from the same migrations as the single-node schema, so the two never dri
 - materialized views read and write the local tables on each shard (a rollup row is built where its source
   row lands; the rollups' distinct-count states merge exactly across shards);
 - plain views stay on the Distributed tables, with GLOBAL joins (the small overrides side is shipped once);
-- one-off backfill INSERTs are dropped (a new cluster starts empty; backfill with INSERT ... SELECT).
+- one-off backfill INSERTs are dropped (a new cluster starts empty; backfill with INSERT ... SELECT);
+- tables in `EVERY_SERVER` are not sharded: one ReplicatedMergeTree whose replicas are all the servers.
 
 Sharding keys keep each deduplication key on one shard (ReplacingMergeTree only deduplicates within a shard).
 """
@@ -19,7 +20,7 @@ from typing import Final
 
 from sinks.migrate import load_migrations, split_statements
 
-__all__ = ["SHARDING_KEYS", "cluster_schema"]
+__all__ = ["EVERY_SERVER", "SHARDING_KEYS", "cluster_schema"]
 
 SHARDING_KEYS: Final = {
     "touchpoints": "cityHash64(event_id)",
@@ -37,9 +38,14 @@ SHARDING_KEYS: Final = {
     "journey_funnel": "cityHash64(journey_id)",
     "erasures": "cityHash64(request_id)",
 }
+# Held whole by every server, under its own name (no `_local`, no Distributed table). `erasure_subjects`: the
+# subqueries of `cxj forget`'s mutations read it, and each replica of each shard runs them on its own parts.
+# The replica name joins both macros, since `{replica}` alone may repeat across shards.
+EVERY_SERVER: Final = frozenset({"erasure_subjects"})
 
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\{db\})\.(\w+)", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?")
+_ALTER = re.compile(r"ALTER TABLE \{db\}\.(\w+) (ADD COLUMN .*)", re.S)
 _MV = re.compile(r"CREATE MATERIALIZED VIEW IF NOT EXISTS \{db\}\.(\w+) TO \{db\}\.(\w+) AS", re.S)
 
 
@@ -50,6 +56,11 @@ def _table(statement: str, cluster: str) -> list[str]:
         raise ValueError(f"cannot convert statement:\n{statement}")
     table = name.group(2)
     args = [a.strip() for a in (engine.group(2) or "").split(",") if a.strip()]
+    if table in EVERY_SERVER:
+        whole = ", ".join([f"'/clickhouse/tables/all/{{db}}/{table}'", "'{shard}-{replica}'", *args])
+        everywhere = f"ENGINE = Replicated{engine.group(1)}({whole})"
+        statement = _CREATE_TABLE.sub(f"CREATE TABLE IF NOT EXISTS {{db}}.{table} ON CLUSTER '{cluster}'", statement, 1)
+        return [_ENGINE.sub(lambda _: everywhere, statement, 1)]
     zk_path = f"'/clickhouse/tables/{{shard}}/{{db}}/{table}'"
     engine_args = ", ".join([zk_path, "'{replica}'", *args])
     replicated = f"ENGINE = Replicated{engine.group(1)}({engine_args})"
@@ -74,6 +85,19 @@ def _materialized_view(statement: str, cluster: str) -> str:
     return re.sub(r"FROM \{db\}\.(\w+)", r"FROM {db}.\1_local", head)
 
 
+def _alter(statement: str, cluster: str) -> list[str]:
+    """A column change, on the shards' local tables and on the Distributed table in front of them."""
+    match = _ALTER.match(statement)
+    if match is None:
+        raise ValueError(f"cannot convert statement:\n{statement}")
+    # Current releases take IF NOT EXISTS, so the generated file can be applied again like its CREATEs.
+    table, change = match.group(1), match.group(2).replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ", 1)
+    return [
+        f"ALTER TABLE {{db}}.{table}_local ON CLUSTER '{cluster}' {change}",
+        f"ALTER TABLE {{db}}.{table} ON CLUSTER '{cluster}' {change}",
+    ]
+
+
 def cluster_schema(database: str = "cx", cluster: str = "cx") -> str:
     """The whole schema as ON CLUSTER DDL for `cluster`, database `database`."""
     out = [f"CREATE DATABASE IF NOT EXISTS {{db}} ON CLUSTER '{cluster}'"]
@@ -87,6 +111,8 @@ def cluster_schema(database: str = "cx", cluster: str = "cx") -> str:
                 out.extend(_table(text, cluster))
             elif upper.startswith("CREATE MATERIALIZED VIEW"):
                 out.append(_materialized_view(text, cluster))
+            elif upper.startswith("ALTER TABLE"):
+                out.extend(_alter(text, cluster))
             elif upper.startswith("CREATE VIEW"):
                 view = re.sub(r"^(CREATE VIEW IF NOT EXISTS \{db\}\.\w+)", rf"\1 ON CLUSTER '{cluster}'", text)
                 out.append(view.replace("ANY LEFT JOIN", "GLOBAL ANY LEFT JOIN"))

@@ -14,6 +14,9 @@ from sinks.clickhouse import ClickHouse
 __all__ = ["Migration", "applied", "load_migrations", "migrate", "split_statements"]
 
 _NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Refusals meaning "this user may not change the schema": readonly (164), database access (291),
+# `allow_ddl=0` (392, the local stack's writer), missing grants (497, current servers).
+_NOT_ALLOWED: Final = frozenset({164, 291, 392, 497})
 
 
 @dataclass(frozen=True)
@@ -59,19 +62,31 @@ def ensure_database(ch: ClickHouse) -> None:
     except SinkError as exc:
         raise MigrationError(
             f"cannot use database {ch.database!r} as {ch.dsn.user} ({first}) nor create it ({exc}); "
-            "create it as an administrator or check CXJ_CLICKHOUSE_URL"
+            "create it as an administrator or check CXJ_CLICKHOUSE_ADMIN_URL"
         ) from exc
     finally:
         boot.close()
 
 
+def _not_allowed_hint(ch: ClickHouse, exc: SinkError) -> str:
+    if getattr(exc.__cause__, "code", None) not in _NOT_ALLOWED:
+        return ""
+    return (
+        f"; {ch.dsn.user} may not change the schema: migrations run as the administrator "
+        "(CXJ_CLICKHOUSE_ADMIN_URL, written to stack.env by `cxj stack up`), never as the pipeline's writer"
+    )
+
+
 def _ledger(ch: ClickHouse) -> None:
     ensure_database(ch)
-    ch.execute(
-        f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    try:
+        ch.execute(
+            f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
+            "(version UInt32, name String, checksum String, applied_at DateTime DEFAULT now()) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+    except SinkError as exc:
+        raise MigrationError(f"cannot create the migration ledger: {exc}{_not_allowed_hint(ch, exc)}") from exc
 
 
 def applied(ch: ClickHouse) -> dict[int, str]:
@@ -82,11 +97,28 @@ def applied(ch: ClickHouse) -> dict[int, str]:
     return {int(v): str(c) for v, c in rows}
 
 
+_ADD_COLUMN: Final = re.compile(r"ALTER TABLE (\w+)\.(\w+) ADD COLUMN (\w+) ")
+
+
+def _column_exists(ch: ClickHouse, statement: str) -> bool:
+    """Is `statement` an `ADD COLUMN` whose column is already there (a migration interrupted halfway)?"""
+    match = _ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    database, table, column = match.groups()
+    found = ch.execute(
+        "SELECT count() FROM system.columns WHERE database = %(d)s AND table = %(t)s AND name = %(c)s",
+        {"d": database, "t": table, "c": column},
+    )
+    return bool(found[0][0])
+
+
 def migrate(ch: ClickHouse, migrations: list[Migration] | None = None) -> list[Migration]:
     """Apply what is missing, in order; returns the migrations applied now.
 
-    Each statement is idempotent (IF NOT EXISTS), so a migration interrupted halfway is simply
-    run again; one whose file changed after it was applied is refused.
+    Each statement is idempotent (IF NOT EXISTS; an `ADD COLUMN` is skipped when the column exists,
+    since 18.16 has no `ADD COLUMN IF NOT EXISTS`), so a migration interrupted halfway is simply run
+    again; one whose file changed after it was applied is refused.
     """
     migrations = load_migrations() if migrations is None else migrations
     done = applied(ch)
@@ -100,10 +132,13 @@ def migrate(ch: ClickHouse, migrations: list[Migration] | None = None) -> list[M
                 )
             continue
         for statement in split_statements(m.sql.replace("{db}", ch.database)):
+            if _column_exists(ch, statement):
+                continue
             try:
                 ch.execute(statement)
             except SinkError as exc:
-                raise MigrationError(f"migration {m.version:04d}_{m.name} failed: {exc}") from exc
+                hint = _not_allowed_hint(ch, exc)
+                raise MigrationError(f"migration {m.version:04d}_{m.name} failed: {exc}{hint}") from exc
         ch.execute(
             f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum) VALUES",
             [(m.version, m.name, m.checksum)],

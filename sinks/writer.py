@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cxj.errors import SinkUnavailable
-from schemas.rows import ROWS_BY_TABLE
+from cxj.errors import SinkError, SinkUnavailable
+from schemas.rows import ROWS_BY_TABLE, DeadLetterRow
 from sinks.clickhouse import ClickHouse
+from streams.dead_letters import bare_dead_letter, refused_row
 from streams.metrics import Metrics
 
 __all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter"]
+
+log = logging.getLogger(__name__)
 
 # Facts before what is derived from them: a crash between tables leaves the derived ones behind,
 # never ahead, and the replay rewrites them.
@@ -51,11 +55,17 @@ class Batch:
 
 
 class ClickHouseWriter:
-    """Inserts a Batch table by table; waits out outages with capped exponential backoff.
+    """Inserts a Batch table by table; waits out outages, and isolates rows ClickHouse refuses for good.
 
-    Every table but dead_letters is a ReplacingMergeTree keyed by deterministic ids, so a
-    retried or replayed insert replaces rather than duplicates; dead letters are checked
-    against what is already stored for their (topic, partition, offset, idx) first.
+    Every table but dead_letters is a ReplacingMergeTree keyed by deterministic ids, so a retried or
+    replayed insert replaces rather than duplicates; dead letters are checked against what is already
+    stored for their identity (topic, partition, offset, idx, payload_hash) first.
+
+    Two kinds of failure: an outage (SinkUnavailable: unreachable, busy) is retried with capped
+    exponential backoff, holding the flush and so the offsets; any other refusal (a value a column
+    cannot hold, a malformed block) is the data's fault, so the insert is split in halves until the
+    refused rows are alone. Those become dead letters (topic `sink:<table>`, reason invalid_field,
+    the row as JSON) and the rest is stored: one bad row never stops the worker, on first sight or replay.
     """
 
     def __init__(
@@ -67,6 +77,7 @@ class ClickHouseWriter:
         stop: threading.Event | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.ch = ch
         self.metrics = metrics
@@ -74,22 +85,30 @@ class ClickHouseWriter:
         self.stop = stop or threading.Event()
         self._sleep = sleep
         self._clock = clock
+        self._wall_clock = wall_clock
         self.failures = 0
 
     def write(self, batch: Batch) -> dict[str, int]:
         """Insert every table of the batch; returns rows written by table. Blocking: run in a thread."""
         written: dict[str, int] = {}
+        refused: list[DeadLetterRow] = []
         for table in sorted(batch.rows, key=_order):
             rows = batch.rows[table]
             if rows:
-                written[table] = self._retrying(table, rows)
+                # A refused dead letter cannot become a dead letter of itself: it is reduced instead.
+                written[table] = self._retrying(table, rows, refused if table != DEAD_LETTERS else None)
+        if refused:
+            # Stored after every table, as dead letters of their own; a dead letter refused in turn is
+            # reduced to its reason (never a loop: those rows are not isolated again).
+            stored = self._retrying(DEAD_LETTERS, [*refused], None)
+            written[DEAD_LETTERS] = written.get(DEAD_LETTERS, 0) + stored
         return written
 
-    def _retrying(self, table: str, rows: list[tuple[Any, ...]]) -> int:
+    def _retrying(self, table: str, rows: list[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
         backoff = 0.5
         while True:
             try:
-                return self._insert(table, rows)
+                return self._isolating(table, rows, refused)
             except SinkUnavailable:
                 self.failures += 1
                 if self.metrics is not None:
@@ -99,9 +118,43 @@ class ClickHouseWriter:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
+    def _isolating(self, table: str, rows: list[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
+        """Insert `rows`; on a refusal that is not an outage, insert each half on its own, down to one row."""
+        try:
+            return self._insert(table, rows)
+        except SinkUnavailable:
+            raise
+        except SinkError as exc:
+            if len(rows) > 1:
+                log.warning("ClickHouse refused %d rows of %s (%s); isolating the bad ones", len(rows), table, exc)
+                mid = len(rows) // 2
+                return self._isolating(table, rows[:mid], refused) + self._isolating(table, rows[mid:], refused)
+            return self._refused(table, rows[0], str(exc), refused)
+
+    def _refused(self, table: str, row: tuple[Any, ...], error: str, refused: list[DeadLetterRow] | None) -> int:
+        """Count a refused row and keep it as a dead letter; returns the rows this stored at once."""
+        if self.metrics is not None:
+            self.metrics.sink_rejected_rows.labels(table).inc()
+        now_ms = int(self._wall_clock() * 1000)
+        if refused is not None:
+            log.error("ClickHouse refused a row of %s for good; stored as a dead letter: %s", table, error)
+            refused.append(refused_row(table, row, error, now_ms))
+            return 0
+        # A dead letter refused in its turn: keep what cannot fail, the fact and its reason.
+        log.error("ClickHouse refused a dead-letter row; storing its reason only: %s", error)
+        try:
+            return self._insert(DEAD_LETTERS, [bare_dead_letter(row, error, now_ms)])
+        except SinkUnavailable:
+            raise
+        except SinkError:
+            log.exception("ClickHouse refused even the bare dead letter; it is counted, not stored")
+            return 0
+
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> int:
-        if table == "dead_letters":
+        if table == DEAD_LETTERS:
             rows = self._new_dead_letters(rows)
+            if not rows:
+                return 0
         columns = ROWS_BY_TABLE[table]._fields
         started = self._clock()
         n = self.ch.insert(table, columns, rows)
@@ -111,26 +164,42 @@ class ClickHouseWriter:
         return n
 
     def _new_dead_letters(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Drop dead letters already stored: MergeTree does not deduplicate a replayed insert."""
+        """Drop dead letters already stored: MergeTree does not deduplicate a replayed insert.
+
+        Their identity is where they were read and what they hold: offsets alone repeat when a topic is
+        recreated, a broker loses its log or traffic moves to another cluster.
+        """
         spans: dict[tuple[str, int], tuple[int, int]] = {}
         for row in rows:
-            tp = (row[1], row[2])
-            low, high = spans.get(tp, (row[3], row[3]))
-            spans[tp] = (min(low, row[3]), max(high, row[3]))
+            tp = (row[_TOPIC], row[_PARTITION])
+            offset = row[_OFFSET]
+            low, high = spans.get(tp, (offset, offset))
+            spans[tp] = (min(low, offset), max(high, offset))
         # One query for every partition of the batch: a round trip per partition cost 7% of a worker's CPU.
         where, params = [], {}
         for n, ((topic, partition), (low, high)) in enumerate(spans.items()):
             where.append(f"(topic = %(t{n})s AND partition = %(p{n})s AND offset BETWEEN %(lo{n})s AND %(hi{n})s)")
             params.update({f"t{n}": topic, f"p{n}": partition, f"lo{n}": low, f"hi{n}": high})
         found = self.ch.execute(
-            f"SELECT topic, partition, offset, idx FROM {self.ch.database}.dead_letters "  # noqa: S608
+            f"SELECT topic, partition, offset, idx, payload_hash FROM {self.ch.database}.{DEAD_LETTERS} "  # noqa: S608
             f"WHERE {' OR '.join(where)}",
             params,
         )
-        stored = {(str(t), int(p), int(o), int(i)) for t, p, o, i in found}
+        stored = {(str(t), int(p), int(o), int(i), str(h)) for t, p, o, i, h in found}
         if not stored:
             return rows
-        return [r for r in rows if (r[1], r[2], r[3], r[4]) not in stored]
+        return [r for r in rows if _identity(r) not in stored]
+
+
+DEAD_LETTERS: Final = "dead_letters"
+_FIELDS: Final = DeadLetterRow._fields
+_TOPIC, _PARTITION, _OFFSET, _IDX, _HASH = (
+    _FIELDS.index(name) for name in ("topic", "partition", "offset", "idx", "payload_hash")
+)
+
+
+def _identity(row: tuple[Any, ...]) -> tuple[str, int, int, int, str]:
+    return row[_TOPIC], row[_PARTITION], row[_OFFSET], row[_IDX], row[_HASH]
 
 
 def _order(table: str) -> int:

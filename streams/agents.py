@@ -18,22 +18,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from cxj.settings import Settings
 from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim, with_key
-from schemas.rows import AlertRow, DeadLetterRow, ErasureRow, IdentityConflictRow, IdentityLinkRow
+from schemas.rows import ErasureRow, IdentityConflictRow, IdentityLinkRow
 from streams.codec import Item, decode_claims, decode_items, encode_claims, encode_items
 from streams.customer import DAY_MS, Policy
+from streams.dead_letters import dead_letter_row
 from streams.flush import Flusher
 from streams.identity import IdentityGraph, claim_for, route_key
 from streams.ingest import IngestConfig, Message, ingest
 from streams.journeys import JourneyPolicy
 from streams.metrics import Metrics
-from streams.pii import redact
-from streams.processor import Output
+from streams.processor import Output, alert_row
 from streams.producer import Sender, partition_for
 from streams.signals import Classifier, load_rules
 from streams.tables import ChangelogLoader, IdentityReplica, StateStore, load_graph
 from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 
-__all__ = ["Pipeline", "ingest_config_from", "policy_from"]
+__all__ = ["Pipeline", "dead_letter_row", "ingest_config_from", "policy_from"]
 
 log = logging.getLogger(__name__)
 
@@ -65,43 +65,7 @@ def ingest_config_from(settings: Settings) -> IngestConfig:
         region=settings.default_region,
         blocklist=frozenset(settings.identifier_blocklist),
         future_tolerance_ms=settings.future_tolerance_seconds * 1000,
-    )
-
-
-_ROW_RAW_MAX = 64 * 1024
-# A phone or e-mail pattern spans under 400 bytes, which redaction and U+FFFD widen at most 3x.
-_ROW_RAW_SLACK = 4096
-
-
-def _row_raw(raw: bytes) -> str:
-    """The payload with PII redacted, at most 64 KiB of UTF-8 (Contract 3, `dead_letters.raw`).
-
-    Redacting before cutting: cutting first left half an address behind (`alice@exam`) that no
-    pattern matched. The redacted prefix is read a little past the limit, and further only when
-    redaction shrank it, so a pattern cut at its end never reaches the first 64 KiB.
-    """
-    size = _ROW_RAW_MAX + _ROW_RAW_SLACK
-    while True:
-        text = redact(raw[:size]).decode("utf-8", "replace").encode()
-        if size >= len(raw) or len(text) >= _ROW_RAW_MAX + _ROW_RAW_SLACK // 2:
-            return text[:_ROW_RAW_MAX].decode("utf-8", "ignore")
-        size *= 2
-
-
-def dead_letter_row(d: DeadLetter) -> DeadLetterRow:
-    raw = _row_raw(d.raw)
-    return DeadLetterRow(
-        d.received_ms // 1000,
-        d.topic,
-        d.partition,
-        d.offset,
-        d.index,
-        d.reason.value,
-        redact(d.detail.encode()).decode(),
-        raw,
-        d.event_id,
-        d.source,
-        d.channel,
+        raw_id_fields=frozenset(settings.pii_raw_id_fields),
     )
 
 
@@ -248,6 +212,10 @@ class Pipeline:
             self.metrics.touchpoints.labels(channel).inc(n)
         for dead in result.rejected:
             self.metrics.rejections.labels(dead.reason.value).inc()
+        if result.replaced_timestamps:
+            self.metrics.kafka_timestamps_replaced.inc(result.replaced_timestamps)
+        for name, n in result.pii_hashed.items():
+            self.metrics.pii_hashed.labels(name).inc(n)
         self.flusher.add_futures(await self._send_ingest(by_partition, claims, result.rejected))
         if result.rejected:
             self.flusher.add_rows({"dead_letters": [dead_letter_row(d) for d in result.rejected]})
@@ -309,22 +277,7 @@ class Pipeline:
         m = self.metrics
         rows = out.rows
         if out.alerts:
-            rows.setdefault("churn_alerts", []).extend(
-                AlertRow(
-                    a.alert_id,
-                    a.customer_key,
-                    a.level,
-                    a.previous_level,
-                    a.dissatisfied_90d,
-                    a.experience_keys,
-                    a.signals,
-                    a.dimensions,
-                    int(a.triggered_at.timestamp()),
-                    a.lifetime_value,
-                    int(a.emitted_at.timestamp()),
-                )
-                for a in out.alerts
-            )
+            rows.setdefault("churn_alerts", []).extend(alert_row(a) for a in out.alerts)
         self.flusher.add_rows(rows)
         if out.forward:
             self.flusher.add_futures(await self._send_forward(out.forward))

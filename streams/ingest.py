@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -19,9 +20,27 @@ from schemas.touchpoint import (
     MAX_EVENT_BYTES,
     touchpoints_adapter,
 )
-from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact_text
+from streams.pii import (
+    has_control,
+    hash_pii,
+    is_blank,
+    is_junk,
+    normalize_email,
+    normalize_phone,
+    pii_in_id,
+    redact_label,
+    redact_text,
+)
 
-__all__ = ["IDENTIFIER_TYPES", "IngestConfig", "IngestResult", "Message", "ingest"]
+__all__ = [
+    "IDENTIFIER_TYPES",
+    "MAX_TIME_MS",
+    "IngestConfig",
+    "IngestResult",
+    "Message",
+    "ingest",
+    "kafka_time_ms",
+]
 
 # identity field -> identifier type, in Contract 2's priority order (customer_id handled apart).
 IDENTIFIER_TYPES: Final = {
@@ -43,6 +62,11 @@ _at = TouchpointRecord._fields.index("identifiers") + 1
 if TouchpointRecord._fields[_at : _at + len(_POSITIONAL)] != _POSITIONAL:
     raise ImportError("TouchpointRecord's context and metrics fields moved: update ingest's field lists")
 _MAX_DETAIL: Final = 1000
+# What every table's DateTime columns hold, on ClickHouse 18.16 and on current releases: seconds as an
+# unsigned 32-bit number, 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z. Times outside are refused at
+# ingest (occurred_at: invalid_field) or replaced (a Kafka timestamp: the receive time), never stored.
+MAX_TIME_MS: Final = (2**32 - 1) * 1000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +77,8 @@ class IngestConfig:
     region: str = "CN"
     blocklist: frozenset[str] = frozenset()
     future_tolerance_ms: int = 300_000
+    # Id fields allowed to keep a raw phone or e-mail (feeders who key customers by e-mail), e.g. customer_id.
+    raw_id_fields: frozenset[str] = frozenset()
 
 
 class Message(NamedTuple):
@@ -71,6 +97,10 @@ class IngestResult:
 
     records: list[TouchpointRecord] = field(default_factory=list)
     rejected: list[DeadLetter] = field(default_factory=list)
+    # Kafka record timestamps no DateTime column holds, replaced by the receive time.
+    replaced_timestamps: int = 0
+    # id field -> how many of its values were a phone or e-mail and were stored as their hash.
+    pii_hashed: dict[str, int] = field(default_factory=dict)
 
 
 class _Candidate(NamedTuple):
@@ -86,8 +116,33 @@ class _Rejected(Exception):
         self.detail = detail
 
 
+def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int:
+    """A Kafka record timestamp, or `now_ms` when it is missing (<= 0) or beyond what a DateTime holds."""
+    return timestamp_ms if 0 < timestamp_ms <= MAX_TIME_MS else now_ms
+
+
+def _subjects(event: Any, cfg: IngestConfig) -> tuple[str, ...]:
+    """Whom a rejected payload names, as the pipeline keys them (best effort: it may be malformed)."""
+    identity = event.get("identity") if isinstance(event, dict) else None
+    if not isinstance(identity, dict):
+        return ()
+    found = []
+    customer_id = identity.get("customer_id")
+    if isinstance(customer_id, str) and not is_junk(customer_id, cfg.blocklist):
+        found.append(_private(customer_id.strip(), "customer_id", cfg, None))
+    for name, kind in IDENTIFIER_TYPES.items():
+        value = identity.get(name)
+        if not isinstance(value, str) or is_junk(value, cfg.blocklist):
+            continue
+        try:
+            found.append(f"{kind}:{_identifier(name, kind, value, cfg, None)}")
+        except ValueError:
+            continue
+    return tuple(found)
+
+
 def _dead(
-    msg: Message, index: int, reason: RejectReason, detail: str, raw: bytes, event: Any, now_ms: int
+    msg: Message, index: int, reason: RejectReason, detail: str, raw: bytes, event: Any, cfg: IngestConfig
 ) -> DeadLetter:
     ident = event if isinstance(event, dict) else {}
 
@@ -96,7 +151,7 @@ def _dead(
         return value[:128] if isinstance(value, str) else ""
 
     return DeadLetter(
-        received_ms=msg.timestamp_ms if msg.timestamp_ms > 0 else now_ms,
+        received_ms=msg.timestamp_ms,
         topic=msg.topic,
         partition=msg.partition,
         offset=msg.offset,
@@ -107,15 +162,17 @@ def _dead(
         event_id=text("event_id"),
         source=text("source"),
         channel=text("channel"),
+        payload_hash=hmac.digest(cfg.pii_secret, raw, "sha256")[:16].hex(),
+        subjects=_subjects(event, cfg),
     )
 
 
-def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
+def _unpack(msg: Message, out: IngestResult, cfg: IngestConfig) -> list[_Candidate]:
     """Split one message into candidate events; whole-message problems become dead letters."""
     raw = msg.value or b""
 
     def reject(reason: RejectReason, detail: str, payload: Any = None) -> list[_Candidate]:
-        out.rejected.append(_dead(msg, 0, reason, detail, raw, payload, now_ms))
+        out.rejected.append(_dead(msg, 0, reason, detail, raw, payload, cfg))
         return []
 
     if len(raw) > MAX_BATCH_BYTES:
@@ -141,7 +198,7 @@ def _unpack(msg: Message, out: IngestResult, now_ms: int) -> list[_Candidate]:
             encoded = _encode(event) if len(raw) > MAX_EVENT_BYTES else b""
             if len(encoded) > MAX_EVENT_BYTES:
                 out.rejected.append(
-                    _dead(msg, i, RejectReason.TOO_LARGE, "touchpoint over 64 KiB", encoded, event, now_ms)
+                    _dead(msg, i, RejectReason.TOO_LARGE, "touchpoint over 64 KiB", encoded, event, cfg)
                 )
                 continue
             candidates.append(_Candidate(event, msg, i))
@@ -186,9 +243,13 @@ def _precheck(event: Any, blocklist: frozenset[str]) -> None:
     """The specific reasons, checked before generic validation so they win over invalid_field."""
     if not isinstance(event, dict):
         raise _Rejected(RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {_kind(event)}")
+    if "events" in event and "event_id" not in event:
+        raise _Rejected(RejectReason.INVALID_FIELD, "events: a batch element is one touchpoint; batches do not nest")
     version = event.get("schema_version")
     if isinstance(version, bool):  # JSON true is not the integer 1 (True == 1 in Python)
         raise _Rejected(RejectReason.INVALID_FIELD, f"schema_version: must be the integer 1, got {_kind(version)}")
+    if isinstance(version, float):  # 1.0 is a number, not the integer the contract names
+        raise _Rejected(RejectReason.INVALID_FIELD, f"schema_version: must be the integer 1, got {version!r}")
     if isinstance(version, int) and version != 1:
         raise _Rejected(
             RejectReason.UNSUPPORTED_SCHEMA_VERSION,
@@ -227,17 +288,74 @@ def _ms(text: str) -> int:
         when = datetime.fromisoformat(text[:-1] + "Z" if text.endswith("z") else text)
     except ValueError as exc:
         raise _Rejected(RejectReason.INVALID_FIELD, "occurred_at: not a valid date and time") from exc
-    return int(when.timestamp()) * 1000 + when.microsecond // 1000
+    if when < _EPOCH:
+        raise _Rejected(
+            RejectReason.INVALID_FIELD,
+            "occurred_at: before 1970-01-01T00:00:00Z, the earliest time the tables can hold",
+        )
+    ms = int(when.timestamp()) * 1000 + when.microsecond // 1000
+    if ms > MAX_TIME_MS:
+        raise _Rejected(
+            RejectReason.INVALID_FIELD,
+            "occurred_at: after 2106-02-07T06:28:15Z, the latest time the tables can hold",
+        )
+    return ms
+
+
+def _private(value: str, name: str, cfg: IngestConfig, counts: dict[str, int] | None) -> str:
+    """An id as stored: a phone or e-mail in it becomes its keyed hash, unless the settings allow it raw."""
+    if name in cfg.raw_id_fields:
+        return value
+    found = pii_in_id(value, cfg.region)
+    if found is None:
+        return value
+    kind, normal = found
+    if counts is not None:
+        counts[name] = counts.get(name, 0) + 1
+    return f"{kind}:{hash_pii(cfg.pii_secret, kind, normal)}"
+
+
+def _identifier(name: str, kind: str, value: str, cfg: IngestConfig, counts: dict[str, int] | None) -> str:
+    """The value part of an identifier; ValueError when a phone or e-mail is not one."""
+    if kind == "phone":
+        return hash_pii(cfg.pii_secret, kind, normalize_phone(value.strip(), cfg.region))
+    if kind == "email":
+        return hash_pii(cfg.pii_secret, kind, normalize_email(value))
+    return _private(value.strip(), name, cfg, counts)
+
+
+def _checked_id(name: str, value: str) -> str:
+    """`value` unless it holds a control character inside (surrounding whitespace is not part of an id)."""
+    if has_control(value) and has_control(value.strip()):
+        raise _Rejected(RejectReason.INVALID_FIELD, f"{name}: control characters are not allowed in an id")
+    return value
 
 
 def _attributes(attributes: dict[str, str] | None) -> dict[str, str] | None:
-    """Free-form attributes, with phone and e-mail patterns redacted: PII is stored only as hashes."""
+    """Free-form attributes, keys and values with phone and e-mail patterns redacted: PII is stored only as hashes."""
     if not attributes:
         return None
-    return {k: redact_text(v) for k, v in attributes.items()}
+    out: dict[str, str] = {}
+    for key, value in attributes.items():
+        name = redact_text(key)
+        if name in out:  # two keys redacted alike ("<phone>"): keep both, numbered in input order
+            n = 2
+            while f"{name}#{n}" in out:
+                n += 1
+            name = f"{name}#{n}"
+        out[name] = redact_text(value)
+    return out
 
 
-def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: int) -> TouchpointRecord:
+def _record(
+    event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: int, counts: dict[str, int]
+) -> TouchpointRecord:
+    event_id = _checked_id("event_id", event["event_id"])
+    if is_blank(event_id):
+        raise _Rejected(RejectReason.INVALID_FIELD, "event_id: must hold a visible character")
+    source = _checked_id("source", event["source"])
+    if is_blank(source):
+        raise _Rejected(RejectReason.INVALID_FIELD, "source: must hold a visible character")
     occurred_ms = _ms(event["occurred_at"])
     if occurred_ms > now_ms + cfg.future_tolerance_ms:
         ahead = (occurred_ms - now_ms) / 1000
@@ -256,35 +374,34 @@ def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: 
                 RejectReason.INVALID_FIELD,
                 "identity.customer_id: '~' prefix is reserved for anonymous keys",
             )
+        else:
+            customer_id = _private(_checked_id("identity.customer_id", customer_id), "customer_id", cfg, counts)
     identifiers = []
     for name, kind in IDENTIFIER_TYPES.items():
         value = identity.get(name)
         if value is None or is_junk(value, cfg.blocklist):
             continue
         try:
-            if kind == "phone":
-                value = hash_pii(cfg.pii_secret, kind, normalize_phone(value.strip(), cfg.region))
-            elif kind == "email":
-                value = hash_pii(cfg.pii_secret, kind, normalize_email(value))
-            else:
-                value = value.strip()
+            if kind not in ("phone", "email"):  # those two are normalised, or rejected, as a whole
+                _checked_id(f"identity.{name}", value)
+            value = _identifier(name, kind, value, cfg, counts)
         except ValueError as exc:
             raise _Rejected(RejectReason.INVALID_FIELD, f"identity.{name}: {exc}") from None
         identifiers.append(f"{kind}:{value}")
     if customer_id is None and not identifiers:
         raise _Rejected(RejectReason.MISSING_IDENTITY, "identity: only placeholder identifiers")
     ctx = event.get("context")
-    c = _NO_CONTEXT if not ctx else tuple(ctx.get(f) or None for f in _CONTEXT_FIELDS)
+    c = _NO_CONTEXT if not ctx else tuple(_context_id(f, ctx.get(f), cfg, counts) for f in _CONTEXT_FIELDS)
     m = event.get("metrics")
     v = _NO_METRICS if not m else tuple(m.get(f) for f in _METRIC_FIELDS)
     attributes = event.get("attributes")
     # Positional, in TouchpointRecord's field order (checked at import): keywords cost more.
     return _new_record(
         (
-            event["event_id"],
+            _private(event_id, "event_id", cfg, counts),
             occurred_ms,
             received_ms,
-            event["source"],
+            redact_label(source, cfg.region),
             event["channel"],
             event["event_type"],
             customer_id,
@@ -297,16 +414,27 @@ def _record(event: dict[str, Any], cfg: IngestConfig, now_ms: int, received_ms: 
     )
 
 
+def _context_id(name: str, value: str | None, cfg: IngestConfig, counts: dict[str, int]) -> str | None:
+    if not value or is_blank(value):
+        return None
+    return _private(_checked_id(f"context.{name}", value), name, cfg, counts)
+
+
 def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> IngestResult:
     """Validate a batch of messages with one schema call; every rejection is a dead letter."""
     out = IngestResult()
     candidates: list[_Candidate] = []
     for msg in messages:
-        for cand in _unpack(msg, out, now_ms):
+        received = kafka_time_ms(msg.timestamp_ms, now_ms)
+        if received != msg.timestamp_ms:
+            # Missing (0, -1) is common and harmless; beyond what DateTime holds is counted.
+            out.replaced_timestamps += int(msg.timestamp_ms > MAX_TIME_MS or msg.timestamp_ms < -1)
+            msg = msg._replace(timestamp_ms=received)
+        for cand in _unpack(msg, out, cfg):
             try:
                 _precheck(cand.event, cfg.blocklist)
             except _Rejected as rej:
-                out.rejected.append(_reject(cand, rej, now_ms))
+                out.rejected.append(_reject(cand, rej, cfg))
             else:
                 candidates.append(cand)
     failed: dict[int, list[Any]] = {}
@@ -320,14 +448,13 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
         try:
             if errors:
                 raise _Rejected(RejectReason.INVALID_FIELD, _describe(errors))
-            received = cand.message.timestamp_ms if cand.message.timestamp_ms > 0 else now_ms
-            out.records.append(_record(cand.event, cfg, now_ms, received))
+            out.records.append(_record(cand.event, cfg, now_ms, cand.message.timestamp_ms, out.pii_hashed))
         except _Rejected as rej:
-            out.rejected.append(_reject(cand, rej, now_ms))
+            out.rejected.append(_reject(cand, rej, cfg))
     return out
 
 
-def _reject(cand: _Candidate, rej: _Rejected, now_ms: int) -> DeadLetter:
+def _reject(cand: _Candidate, rej: _Rejected, cfg: IngestConfig) -> DeadLetter:
     # A single-event message keeps its exact bytes; a batch element is re-encoded on its own.
     raw = (cand.message.value or b"") if cand.position < 0 else _encode(cand.event)
-    return _dead(cand.message, max(cand.position, 0), rej.reason, rej.detail, raw, cand.event, now_ms)
+    return _dead(cand.message, max(cand.position, 0), rej.reason, rej.detail, raw, cand.event, cfg)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.records import RejectReason
+from schemas.rows import ROWS_BY_TABLE
 
 __all__ = ["LAG_BUCKETS", "Metrics"]
 
@@ -31,6 +32,9 @@ class Metrics:
 
     touchpoints: Counter
     rejections: Counter
+    kafka_timestamps_replaced: Counter
+    pii_hashed: Counter
+    sink_rejected_rows: Counter
     duplicates: Counter
     signals: Counter
     churn_alerts: Counter
@@ -59,6 +63,8 @@ class Metrics:
         metrics.churn_alerts.labels("high")  # alerts are raised on crossing into high only
         for reason in RejectReason:
             metrics.rejections.labels(reason.value)
+        for table in ROWS_BY_TABLE:
+            metrics.sink_rejected_rows.labels(table)
         return metrics
 
     @classmethod
@@ -68,6 +74,23 @@ class Metrics:
             touchpoints=Counter("cx_touchpoints", "Touchpoints accepted by ingest", ["channel"], registry=r),
             rejections=Counter(
                 "cx_rejections", "Touchpoints rejected to the dead-letter topic", ["reason"], registry=r
+            ),
+            kafka_timestamps_replaced=Counter(
+                "cx_kafka_timestamps_replaced",
+                "Kafka record timestamps outside what a DateTime column holds, replaced by the receive time",
+                registry=r,
+            ),
+            pii_hashed=Counter(
+                "cx_pii_ids_hashed",
+                "Id fields that held a phone number or e-mail address, stored as its keyed hash",
+                ["field"],
+                registry=r,
+            ),
+            sink_rejected_rows=Counter(
+                "cx_sink_rejected_rows",
+                "Rows ClickHouse refused for good (not an outage), isolated and stored as dead letters",
+                ["table"],
+                registry=r,
             ),
             duplicates=Counter("cx_duplicates", "Touchpoints whose event_id was already applied", registry=r),
             signals=Counter("cx_signals", "Experience signals raised", ["signal"], registry=r),

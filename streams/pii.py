@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import hmac
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Final
 
 import phonenumbers
 
-__all__ = ["hash_pii", "is_junk", "normalize_email", "normalize_phone", "redact"]
+__all__ = [
+    "has_control",
+    "hash_pii",
+    "is_blank",
+    "is_junk",
+    "normalize_email",
+    "normalize_phone",
+    "pii_in_id",
+    "redact",
+    "redact_label",
+    "redact_text",
+]
 
 _EMAIL: Final = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}\.[^@\s.]{2,63}$")
 # Only zeros and separators: "0", "0000", "00000000-0000-0000-0000-000000000000".
@@ -17,11 +29,33 @@ _ALL_ZEROS: Final = re.compile(r"^[0\s\-_.:]+$")
 _ZERO_START: Final = frozenset("0-_.:")
 
 
+# Characters that show nothing on their own: format characters (zero-width space, BOM, soft hyphen),
+# controls, lone combining marks, private use, unassigned.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf", "Co", "Cn", "Mn", "Me", "Zl", "Zp", "Zs"})
+
+
+def is_blank(value: str) -> bool:
+    """Nothing visible: empty, whitespace, or only invisible characters such as U+200B."""
+    if value.isprintable():  # the common case: printable and non-empty after strip means visible
+        return not value.strip()
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in value)
+
+
+def has_control(value: str) -> bool:
+    """Holds a control character (NUL, tab, newline, C1 controls): never part of an id."""
+    return not value.isprintable() and any(unicodedata.category(c) == "Cc" for c in value)
+
+
 def is_junk(value: str, blocklist: frozenset[str]) -> bool:
-    """Placeholder identifiers that must never link anyone (`null`, `0`, `-1`, all zeros …)."""
+    """Placeholder identifiers that must never link anyone (`null`, `0`, `-1`, all zeros, invisible …)."""
     v = value.strip().lower()
     # Stripped, an all-zeros value starts with one of these: most identifiers skip the pattern.
-    return not v or v in blocklist or (v[0] in _ZERO_START and _ALL_ZEROS.match(v) is not None)
+    return (
+        not v
+        or v in blocklist
+        or (v[0] in _ZERO_START and _ALL_ZEROS.match(v) is not None)
+        or (not v.isprintable() and is_blank(v))
+    )
 
 
 @lru_cache(maxsize=262_144)
@@ -115,3 +149,96 @@ def redact_text(text: str) -> str:
     if not _MAYBE_PII.search(text):  # most values: no digits run, no '@'
         return text
     return _redact(text)
+
+
+# --- PII used as an id (issue 11): replaced by its keyed hash unless a setting allows it -------------
+
+# A whole value written the way people write a phone number: digits with the usual separators.
+_PHONE_SHAPE: Final = re.compile(rf"(?:[(\uff08][+\uff0b]|[+\uff0b]?[(\uff08]?)\d(?:{_PHONE_SEP}{{0,2}}\d){{6,16}}")
+_MOBILE_TYPES: Final = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@lru_cache(maxsize=65_536)
+def phone_in_id(value: str, region: str, strict: bool = False) -> str | None:
+    """E.164 when the whole value is a phone number as people write one, else None.
+
+    Ids are often numeric, so a bare run of digits counts only when it is a valid mobile number of
+    `region` (CN: 11 digits from 13-19) or starts with a trunk or international prefix (0…); a value
+    written with `+` or separators counts when it is a possible number (`strict`: a valid one, for runs
+    found inside longer text, where addresses and ports look like numbers). ISO dates never count.
+    """
+    v = value.strip()
+    if _PHONE_SHAPE.fullmatch(v) is None or _ISO_DATE.match(v):
+        return None
+    try:
+        number = phonenumbers.parse(v, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if v.isdecimal() and not v.startswith("0"):
+        ok = phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _MOBILE_TYPES
+    elif strict:
+        ok = phonenumbers.is_valid_number(number)
+    else:
+        ok = phonenumbers.is_possible_number(number)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if ok else None
+
+
+def _email_in(text: str) -> bool:
+    """Does `text` hold an e-mail address anywhere (the dead-letter pattern: local part, '@', domain)?"""
+    if "@" not in text:
+        return False
+    for at in _AT_DOMAIN.finditer(text):
+        if _LOCAL_PART.search(text, max(0, at.start() - 64), at.start()) is not None:
+            return True
+    return False
+
+
+def _phone_in(text: str, region: str) -> bool:
+    """Does `text` hold, among other characters, a run that is a phone number by `phone_in_id`'s rule?"""
+    if not _MAYBE_PII.search(text):
+        return False
+    return any(phone_in_id(m.group(), region, True) is not None for m in _REDACT_PHONE.finditer(text))
+
+
+def pii_in_id(value: str, region: str) -> tuple[str, str] | None:
+    """What an id field carries when it is (or holds) a phone number or e-mail address.
+
+    `("phone", e164)` or `("email", address)` for a whole value (hashed like the identity field of that
+    kind, so the same person keeps one hash), `("pii", value)` for PII inside a longer id; None otherwise.
+    """
+    v = value.strip()
+    if not v:
+        return None
+    if "@" in v:
+        try:
+            return "email", normalize_email(v)
+        except ValueError:
+            pass
+        if _email_in(v):
+            return "pii", v
+    if v[:1].isdecimal() or v[:1] in "+(\uff0b\uff08":
+        e164 = phone_in_id(v, region)
+        if e164 is not None:
+            return "phone", e164
+    if _phone_in(v, region):
+        return "pii", v
+    return None
+
+
+def redact_label(text: str, region: str) -> str:
+    """A label such as `source` with the phones and e-mails in it replaced by `<phone>` / `<email>`.
+
+    Stricter about digits than `redact_text`: a bare run of digits is a phone only by `phone_in_id`'s rule,
+    so version numbers and counters in a label stay readable.
+    """
+    if not _MAYBE_PII.search(text):
+        return text
+    if "@" in text:
+        text = _redact_emails(text)
+
+    def phone(match: re.Match[str]) -> str:
+        return "<phone>" if phone_in_id(match.group(), region, True) is not None else match.group()
+
+    return _REDACT_PHONE.sub(phone, text)

@@ -14,6 +14,7 @@ import orjson
 
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
+    AlertRow,
     CustomerRow,
     ErasureRow,
     IdentityOverrideRow,
@@ -25,7 +26,7 @@ from streams.codec import Forward, Item, decode_entry, encode_forward, encode_st
 from streams.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
 from streams.journeys import Journey, channel_names
 
-__all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "touchpoint_row"]
+__all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "alert_row", "touchpoint_row"]
 
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")
 
@@ -48,6 +49,23 @@ class Output:
 
     def add(self, table: str, row: tuple[object, ...]) -> None:
         self.rows.setdefault(table, []).append(row)
+
+
+def alert_row(a: ChurnAlert) -> AlertRow:
+    """The `churn_alerts` row of an alert (the same record goes to topic `cx.churn.alerts`)."""
+    return AlertRow(
+        alert_id=a.alert_id,
+        customer_key=a.customer_key,
+        level=a.level,
+        previous_level=a.previous_level,
+        dissatisfied_90d=a.dissatisfied_90d,
+        experience_keys=a.experience_keys,
+        signals=a.signals,
+        dimensions=a.dimensions,
+        triggered_at=int(a.triggered_at.timestamp()),
+        lifetime_value=a.lifetime_value,
+        emitted_at=int(a.emitted_at.timestamp()),
+    )
 
 
 def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]) -> TouchpointRow:

@@ -244,3 +244,101 @@ def test_a_broker_restart_is_survived_for_new_traffic(fault_stack: tuple[LocalSt
         assert after > before, "nothing new reached ClickHouse after the broker restart"
     finally:
         worker.stop()
+
+
+def _poison_traffic(run: str) -> tuple[list[tuple[bytes, int | None]], list[str], dict[str, int]]:
+    """Messages (payload, Kafka timestamp) mixing each poison issue 11 found with valid neighbours.
+
+    Returns the messages, the event ids that must land, and how many dead letters of each reason must be stored.
+    """
+    import orjson
+
+    from tests.factories import touchpoint
+
+    at = NOW - timedelta(hours=1)
+
+    def valid(n: int, **extra: Any) -> dict[str, Any]:
+        return touchpoint("contact_ended", at=at, channel="phone", identity={"customer_id": f"N-{run}-{n % 3}"},
+                          event_id=f"n-{run}-{n}", metrics={"wait_seconds": 90}, **extra)  # fmt: skip
+
+    def dumps(event: dict[str, Any]) -> bytes:
+        return orjson.dumps(event)
+
+    pre_1970 = {**valid(900), "occurred_at": "0001-01-01T00:00:00+14:00", "event_id": f"p-{run}-1"}
+    pre_1970_fraction = {**valid(901), "occurred_at": "1969-12-31T23:59:59.500Z", "event_id": f"p-{run}-2"}
+    nested = {"events": [valid(902)]}
+    far_future_kafka = 5_000_000_000_000  # above 2^32 seconds: no DateTime holds it
+    messages: list[tuple[bytes, int | None]] = [
+        (dumps(valid(0)), None),
+        (dumps(pre_1970), None),  # invalid_field
+        (dumps(valid(1)), far_future_kafka),  # accepted; received_at = when the worker read it
+        (b'{"not json', far_future_kafka),  # invalid_json, whose received_at must be storable too
+        (orjson.dumps({"events": [valid(2), pre_1970_fraction, nested, valid(3)]}), None),  # 2 invalid_field
+        (dumps({**valid(4), "schema_version": 1.0, "event_id": f"p-{run}-3"}), None),  # invalid_field
+        (dumps({**valid(5), "event_id": "\u0000"}), None),  # invalid_field
+        # missing_identity: a zero-width space is no identifier
+        (dumps({**valid(6), "identity": {"customer_id": "\u200b"}, "event_id": f"p-{run}-4"}), None),
+        (dumps(valid(7)), None),
+    ]
+    expected = {"invalid_field": 5, "invalid_json": 1, "missing_identity": 1}
+    return messages, [f"n-{run}-{n}" for n in range(8) if n not in (4, 5, 6)], expected
+
+
+def _send(settings: Settings, messages: list[tuple[bytes, int | None]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        for value, timestamp in messages:
+            producer.send("cx.touchpoints", value, timestamp_ms=timestamp)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def test_poison_messages_never_stop_the_worker_and_a_replay_stores_nothing_twice(
+    fault_stack: tuple[LocalStack, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    stack, settings = fault_stack
+    reset_stack_data(stack, settings)
+    run = uuid.uuid4().hex[:8]
+    messages, landed, expected = _poison_traffic(run)
+    worker = WorkerProcess(settings, name="poison-worker")
+    worker.start()
+    try:
+        _send(settings, messages)
+        time.sleep(0.5)
+        wait_drained(settings, 180, settle=0.5)
+        assert worker.proc is not None and worker.proc.poll() is None, "a poison message stopped the worker"
+        assert _metric(worker.web_port, "cx_kafka_timestamps_replaced_total") == 2
+        assert _metric(worker.web_port, "cx_sink_rejected_rows_total{") == 0  # ingest refused them all first
+        worker.stop()
+
+        def stored() -> tuple[list[Any], list[Any], list[Any]]:
+            ids = query(settings, "SELECT event_id, count() FROM {db}.touchpoints FINAL GROUP BY event_id "
+                        "ORDER BY event_id")  # fmt: skip
+            dead = query(settings, "SELECT reason, count() FROM {db}.dead_letters GROUP BY reason ORDER BY reason")
+            times = query(settings, "SELECT min(received_at) > now() - 3600, max(received_at) < now() + 60 "
+                          "FROM {db}.dead_letters")  # fmt: skip
+            return ids, dead, times
+
+        ids, dead, times = stored()
+        assert ids == [(event_id, 1) for event_id in sorted(landed)]  # the neighbours landed, once each
+        assert dict(dead) == expected, dead
+        assert times == [(1, 1)]  # received_at of a far-future Kafka timestamp is the time it was read
+
+        # The same input read again from offset 0, as after a crash before any commit: no crash, nothing doubled.
+        # A new consumer group reads every topic from the beginning (the local broker refuses an offset reset
+        # from outside the group), against the same state, links and tables.
+        monkeypatch.setenv("CXJ_APP_ID", f"cx-replay-{run}")
+        replay = load_settings(home=settings.home)
+        worker = WorkerProcess(replay, name="poison-replay-worker")
+        worker.start()
+        time.sleep(2)
+        wait_drained(replay, 180, settle=0.5)
+        assert worker.proc is not None and worker.proc.poll() is None, "the replay stopped the worker"
+        assert stored() == (ids, dead, times)
+    finally:
+        worker.stop()

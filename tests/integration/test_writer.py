@@ -11,8 +11,9 @@ from sinks.clickhouse import ClickHouse
 from sinks.writer import Batch, ClickHouseWriter
 
 
-def _row(topic: str, partition: int, offset: int, idx: int = 0) -> DeadLetterRow:
-    return DeadLetterRow(int(time.time()), topic, partition, offset, idx, "invalid_json", "d", "{", "", "", "")
+def _row(topic: str, partition: int, offset: int, idx: int = 0, payload_hash: str = "h") -> DeadLetterRow:
+    return DeadLetterRow(int(time.time()), topic, partition, offset, idx, "invalid_json", "d", "{", "", "", "",
+                         payload_hash, [])  # fmt: skip
 
 
 def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(pipeline: Settings) -> None:

@@ -85,6 +85,14 @@ def test_the_bi_dsn_falls_back_to_the_main_one() -> None:
     assert (split.clickhouse_bi.user, split.clickhouse.user) == ("ro", "w")
 
 
+def test_migrations_run_as_the_administrator_on_the_pipelines_database() -> None:
+    urls = {"clickhouse_url": "clickhouse://w:pw@h:9000/analytics", "clickhouse_admin_url": "clickhouse://root:x@h/db"}
+    split = Settings(**urls)  # type: ignore[arg-type]
+    assert (split.clickhouse_schema_admin.user, split.clickhouse_schema_admin.database) == ("root", "analytics")
+    alone = Settings(clickhouse_url="clickhouse://default:@h:9000/cx")  # type: ignore[arg-type]
+    assert alone.clickhouse_schema_admin == alone.clickhouse  # one URL: that user is the administrator
+
+
 # --- secrets ----------------------------------------------------------------------------------------
 
 
@@ -283,3 +291,11 @@ def test_flags_beat_environment_beat_stack_env(tmp_path: Path, monkeypatch: pyte
         "flag-app",
     )
     assert settings.kafka_port == 9092  # a flag left unset does not override
+
+
+def test_raw_id_fields_are_a_comma_separated_list_of_id_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXJ_PII_RAW_ID_FIELDS", "customer_id, order_id")
+    assert Settings().pii_raw_id_fields == ("customer_id", "order_id")
+    monkeypatch.setenv("CXJ_PII_RAW_ID_FIELDS", "customer_id,attributes")
+    with pytest.raises(ValueError, match=r"\['attributes'\] are not id fields"):
+        Settings()

@@ -330,3 +330,21 @@ ORDER BY (request_id, stage, item);
 
 CREATE TABLE IF NOT EXISTS cx.erasures ON CLUSTER 'cx' AS cx.erasures_local
 ENGINE = Distributed('cx', 'cx', 'erasures_local', cityHash64(request_id));
+
+ALTER TABLE cx.dead_letters_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS payload_hash String DEFAULT '';
+
+ALTER TABLE cx.dead_letters ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS payload_hash String DEFAULT '';
+
+ALTER TABLE cx.dead_letters_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS subjects Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.dead_letters ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS subjects Array(String) DEFAULT emptyArrayString();
+
+CREATE TABLE IF NOT EXISTS cx.erasure_subjects ON CLUSTER 'cx'
+(
+    request_id String,
+    kind       String,
+    value      String,
+    added_at   DateTime DEFAULT now()
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/cx/erasure_subjects', '{shard}-{replica}')
+ORDER BY (request_id, kind, value);

@@ -12,7 +12,7 @@ import pytest
 
 from cxj.errors import MigrationError, SinkError
 from schemas.rows import ROWS_BY_TABLE
-from sinks.migrate import Migration, load_migrations, migrate, split_statements
+from sinks.migrate import _ADD_COLUMN, Migration, load_migrations, migrate, split_statements
 
 MIGRATIONS = load_migrations()
 
@@ -25,6 +25,7 @@ class FakeClickHouse:
         self.ledger = dict(ledger or {})
         self.fail_on = fail_on
         self.statements: list[str] = []
+        self.columns: set[tuple[str, str, str]] = set()
 
     def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         self.statements.append(sql)
@@ -32,6 +33,11 @@ class FakeClickHouse:
             raise SinkError("boom")
         if sql.startswith("SELECT version, checksum"):
             return list(self.ledger.items())
+        if sql.startswith("SELECT count() FROM system.columns"):
+            return [(int((params["d"], params["t"], params["c"]) in self.columns),)]
+        added = _ADD_COLUMN.match(sql)
+        if added:
+            self.columns.add(added.groups())
         if sql.startswith(f"INSERT INTO {self.database}.schema_migrations"):
             for version, _name, checksum in params:
                 self.ledger[version] = checksum
@@ -127,6 +133,10 @@ def test_every_statement_is_idempotent_and_portable(migration: Migration) -> Non
             functions = set(re.findall(r"\b(\w+State)\(", statement))
             assert functions and functions <= {"uniqExactState", "argMaxState", "minState"}, functions
             continue
+        if statement.startswith("ALTER TABLE"):
+            # 18.16 has no ADD COLUMN IF NOT EXISTS: `migrate` skips a column that is already there.
+            assert _ADD_COLUMN.match(statement.replace("{db}", "cx")), statement[:80]
+            continue
         head = statement.split("(")[0].split(" AS")[0]
         assert "IF NOT EXISTS" in head, head
     # ClickHouse 18.16 has neither TTL nor DateTime64.
@@ -149,6 +159,9 @@ def _tables() -> dict[str, tuple[str, dict[str, str]]]:
                     if len(parts) == 2:
                         columns[parts[0]] = parts[1]
                 tables[found.group(1)] = (found.group(3), columns)
+            added = re.match(r"ALTER TABLE \{db\}\.(\w+) ADD COLUMN (\w+) (.*)", statement, re.S)
+            if added:
+                tables[added.group(1)][1][added.group(2)] = added.group(3)
     return tables
 
 
@@ -190,6 +203,17 @@ def test_the_resolved_view_exists() -> None:
 
 
 # --- applying ------------------------------------------------------------------------------------
+
+
+def test_an_interrupted_add_column_is_skipped_when_the_column_is_there() -> None:
+    ch = FakeClickHouse()
+    version = next(m.version for m in MIGRATIONS if "ADD COLUMN" in m.sql)
+    ch.ledger = {m.version: m.checksum for m in MIGRATIONS if m.version < version}
+    ch.columns.add(("cx", "dead_letters", "payload_hash"))  # the first statement ran, then the process died
+    migrate(ch)  # type: ignore[arg-type]
+    alters = [s for s in ch.statements if s.startswith("ALTER TABLE")]
+    assert alters == ["ALTER TABLE cx.dead_letters ADD COLUMN subjects Array(String) DEFAULT emptyArrayString()"]
+    assert version in ch.ledger
 
 
 def test_migrate_applies_everything_in_order_into_the_configured_database() -> None:
