@@ -10,13 +10,14 @@ import orjson
 
 from schemas.records import DeadLetter, RejectReason
 from schemas.rows import DeadLetterRow
-from streams.pii import redact, redact_text
+from streams.pii import redact, redact_label, redact_text
 
 __all__ = ["ROW_RAW_MAX", "SINK_TOPIC_PREFIX", "bare_dead_letter", "dead_letter_row", "redact_payload", "refused_row"]
 
 # The `topic` of a dead letter for a row ClickHouse refused: `sink:<table>` (no Kafka offset to point at).
 SINK_TOPIC_PREFIX: Final = "sink:"
 _MAX_DETAIL: Final = 1000
+_NO_REGION: Final = "ZZ"  # phonenumbers' unknown region: only numbers written with a country code count
 
 ROW_RAW_MAX: Final = 64 * 1024
 # A phone or e-mail pattern spans under 400 bytes, which redaction and U+FFFD widen at most 3x.
@@ -133,7 +134,9 @@ def refused_row(table: str, row: tuple[Any, ...], error: str, now_ms: int) -> De
         offset=0,
         idx=0,
         reason=RejectReason.INVALID_FIELD.value,
-        detail=redact_text(f"ClickHouse refused this {table} row: {error}")[:_MAX_DETAIL],
+        # The rows hold hashes, not PII; the server's message keeps its numbers (only e-mails and
+        # international numbers are taken out), so "0 <= number <= 4294967295" stays readable.
+        detail=redact_label(f"ClickHouse refused this {table} row: {error}", _NO_REGION)[:_MAX_DETAIL],
         raw=_row_raw(raw),
         event_id=text("event_id"),
         source=text("source"),
@@ -153,7 +156,7 @@ def bare_dead_letter(row: tuple[Any, ...], error: str, now_ms: int) -> DeadLette
         offset=0,
         idx=0,
         reason=RejectReason.INVALID_FIELD.value,
-        detail=redact_text(f"ClickHouse refused a dead letter: {error}")[:_MAX_DETAIL],
+        detail=redact_label(f"ClickHouse refused a dead letter: {error}", _NO_REGION)[:_MAX_DETAIL],
         raw="",
         event_id="",
         source="",

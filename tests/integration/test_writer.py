@@ -33,3 +33,48 @@ def test_a_replayed_flush_stores_each_dead_letter_once_across_partitions(pipelin
     )
     assert stored == [(0, 10, 0, 1), (0, 11, 0, 1), (0, 11, 1, 1), (0, 12, 0, 1), (3, 499, 0, 1), (3, 500, 0, 1),
                       (5, 7, 0, 1)]  # fmt: skip
+
+
+def test_offsets_that_repeat_with_new_payloads_are_new_dead_letters(pipeline: Settings) -> None:
+    """A recreated topic, a broker that lost its log, a mirrored cluster: the same offsets, other rejections."""
+    ch = ClickHouse(pipeline.clickhouse)
+    writer = ClickHouseWriter(ch)
+    topic = f"test.writer.{uuid.uuid4().hex[:8]}"
+    earlier = [_row(topic, 0, offset, payload_hash=f"old{offset}") for offset in range(11)]
+    assert writer.write(Batch({"dead_letters": earlier}, 11)) == {"dead_letters": 11}
+    fresh = [_row(topic, 0, offset, payload_hash=f"new{offset}") for offset in range(11)]
+    assert writer.write(Batch({"dead_letters": fresh}, 11)) == {"dead_letters": 11}  # every new rejection
+    assert writer.write(Batch({"dead_letters": [*fresh, *earlier]}, 22)) == {"dead_letters": 0}  # a replay: nothing
+    stored = ch.query("SELECT count(), uniqExact(offset, payload_hash) FROM {db}.dead_letters WHERE topic = %(t)s",
+                      {"t": topic})  # fmt: skip
+    assert stored == [(22, 22)]
+
+
+def test_a_row_clickhouse_refuses_becomes_a_dead_letter_and_its_neighbours_land(pipeline: Settings) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from schemas.rows import SignalRow
+    from streams.metrics import Metrics
+
+    registry = CollectorRegistry()
+    ch = ClickHouse(pipeline.clickhouse)
+    writer = ClickHouseWriter(ch, Metrics.create(registry))
+    run = uuid.uuid4().hex[:8]
+
+    def signal(n: int, occurred_at: int) -> SignalRow:
+        return SignalRow(f"w-{run}-{n}", f"C-{run}", f"event:w-{run}-{n}", "long_wait", -1, "respect", "phone",
+                         "contact_ended", occurred_at, "")  # fmt: skip
+
+    rows = [signal(n, int(time.time())) for n in range(10)]
+    rows[6] = signal(6, 2**40)  # beyond any DateTime: the driver refuses to serialize it
+    written = writer.write(Batch({"experience_signals": rows}, len(rows)))
+    assert written == {"experience_signals": 9, "dead_letters": 1}
+    landed = ch.query("SELECT count() FROM {db}.experience_signals WHERE customer_key = %(k)s", {"k": f"C-{run}"})
+    assert landed == [(9,)]
+    [(topic, reason, event_id, subjects, detail)] = ch.query(
+        "SELECT topic, reason, event_id, subjects, detail FROM {db}.dead_letters WHERE event_id = %(e)s",
+        {"e": f"w-{run}-6"},
+    )
+    assert (topic, reason, subjects) == ("sink:experience_signals", "invalid_field", [f"C-{run}"])
+    assert "4294967295" in detail  # the server's reason, numbers intact
+    assert registry.get_sample_value("cx_sink_rejected_rows_total", {"table": "experience_signals"}) == 1

@@ -178,8 +178,9 @@ def check_dead_letter(dead: DeadLetter, pii: set[str]) -> None:
         text.encode()  # ClickHouse gets UTF-8: no lone surrogates
     assert len(row.raw.encode()) <= ROW_RAW_MAX
     for needle in pii:
-        assert needle not in row.raw, f"raw PII {needle!r} in dead_letters.raw"
-        assert needle not in row.detail, f"raw PII {needle!r} in dead_letters.detail"
+        for column in ("raw", "detail", "event_id", "source", "channel"):
+            assert needle not in getattr(row, column), f"raw PII {needle!r} in dead_letters.{column}"
+        assert not any(needle in subject for subject in row.subjects), f"raw PII {needle!r} in dead_letters.subjects"
 
 
 def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -909,6 +910,25 @@ ELEMENT_POISONS: dict[str, tuple[Any, RejectReason]] = {
     "future": (lambda: dumps(touchpoint(at=T0 + timedelta(days=1))), RejectReason.FUTURE_TIMESTAMP),
     "over 64 KiB": (lambda: dumps(sized_event(MAX_EVENT_BYTES + 1)), RejectReason.TOO_LARGE),
     "schema version 2": (lambda: dumps(with_value(("schema_version",), 2)), RejectReason.UNSUPPORTED_SCHEMA_VERSION),
+    # Issue 11: values the tables cannot hold, invisible and control ids, look-alike versions, nested batches.
+    "year 1": (lambda: dumps(with_value(("occurred_at",), "0001-01-01T00:00:00+14:00")), RejectReason.INVALID_FIELD),
+    "half a second before 1970": (
+        lambda: dumps(with_value(("occurred_at",), "1969-12-31T23:59:59.500Z")),
+        RejectReason.INVALID_FIELD,
+    ),
+    "schema version 1.0": (lambda: dumps(with_value(("schema_version",), 1.0)), RejectReason.INVALID_FIELD),
+    "NUL event_id": (lambda: dumps(with_value(("event_id",), "\u0000")), RejectReason.INVALID_FIELD),
+    "blank event_id": (lambda: dumps(with_value(("event_id",), "\u200b ")), RejectReason.INVALID_FIELD),
+    "zero-width customer_id": (
+        lambda: dumps(with_value(("identity",), {"customer_id": "\u200b"})),
+        RejectReason.MISSING_IDENTITY,
+    ),
+    "escape in an id": (lambda: dumps(with_value(("context", "order_id"), "o\u001b[2J")), RejectReason.INVALID_FIELD),
+    "phone glued to letters, with PII": (
+        lambda: dumps(touchpoint(identity={"customer_id": "C1", "phone": "13900001111abc", "email": "bob.pii@x.com"},
+                                 channel="bob.pii@x.com")),  # fmt: skip
+        RejectReason.UNKNOWN_CHANNEL,
+    ),
 }
 MESSAGE_POISONS: dict[str, tuple[Any, RejectReason]] = {
     **ELEMENT_POISONS,
@@ -921,6 +941,8 @@ MESSAGE_POISONS: dict[str, tuple[Any, RejectReason]] = {
     "batch of 1001": (lambda: dumps({"events": [touchpoint() for _ in range(1001)]}), RejectReason.TOO_LARGE),
     "batch with an extra key": (lambda: dumps({"events": [touchpoint()], "x": 1}), RejectReason.INVALID_FIELD),
 }
+# Only inside a batch: as a message of its own, a batch envelope is what it should be.
+ELEMENT_POISONS["batch in a batch"] = (lambda: dumps({"events": [touchpoint()]}), RejectReason.INVALID_FIELD)
 
 
 @settings(QUICK, max_examples=100)
