@@ -254,7 +254,7 @@ def reset_stack_data(stack: Any, settings: Settings) -> None:
     boot.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
     boot.execute(f"CREATE DATABASE {settings.clickhouse.database}")
     boot.close()
-    migrate(ClickHouse(settings.clickhouse))
+    migrate(ClickHouse(settings.clickhouse_schema_admin))
 
 
 def _count(settings: Settings, sql: str) -> int:

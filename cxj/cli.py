@@ -105,7 +105,7 @@ def stack_status(ctx: typer.Context) -> None:
 
 @app.command()
 def init(ctx: typer.Context) -> None:
-    """Create the topics (explicit partitions and configs) and migrate the ClickHouse schema."""
+    """Create the topics (explicit partitions and configs) and migrate the ClickHouse schema (as the administrator)."""
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
     from streams.topics import create_topics
@@ -113,7 +113,7 @@ def init(ctx: typer.Context) -> None:
     settings = _settings(ctx)
     created = create_topics(settings)
     console.print(f"topics created: {', '.join(created) or 'none (all present)'}")
-    ran = migrate(ClickHouse(settings.clickhouse))
+    ran = migrate(ClickHouse(settings.clickhouse_schema_admin))  # the writer may not change the schema
     console.print(f"migrations applied: {', '.join(f'{m.version:04d}_{m.name}' for m in ran) or 'none (up to date)'}")
 
 

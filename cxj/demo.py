@@ -96,7 +96,7 @@ def run_demo(
     console.print("broker, ClickHouse, Prometheus and Alertmanager answer")
     console.rule("[bold]2. topics and schema")
     create_topics(settings)
-    migrate(ClickHouse(settings.clickhouse))
+    migrate(ClickHouse(settings.clickhouse_schema_admin))
     console.rule("[bold]3. worker")
     worker = WorkerProcess(settings)
     worker.start()

@@ -1,20 +1,21 @@
 """The local stack on loopback: Tansu broker, ClickHouse, Prometheus, Alertmanager (`cxj stack up|down|status`).
 
 Every part runs as a background process started by us, with a pid file under `<home>/run/` and a log under
-`<home>/logs/`. `up` is idempotent: it starts what is not running, waits until each part answers, and writes
-the endpoints and credentials a client needs to `<home>/stack.env` (mode 0600). `down` stops only processes
-whose pid file we wrote and that still run in our home folder, never a foreign process on a port.
+`<home>/logs/`. `up` is idempotent: it rewrites every config it derives from the settings (only when its text
+changed), starts what is not running, waits until each part answers, and writes the endpoints and credentials a
+client needs to `<home>/stack.env` (mode 0600). `down` stops only processes whose pid file we wrote and that
+still run in our home folder, never a foreign process on a port.
 
 ClickHouse gets a project-owned config (root element `<yandex>`, read by 18.16 and current releases) with three
-users: `default` (administration, random password), `cx_writer` (the pipeline, database `cx` only) and `cx_bi`
-(read-only, database `cx` only). Prometheus loads the alert rules from `deploy/prometheus/rules/` as they are
+users, each allowed only what its job needs (deploy/local/clickhouse_config.py): `default` (administration:
+migrations, benchmarks, erasure), `cx_writer` (the pipeline: insert and select in `cx`) and `cx_bi` (read-only
+in `cx`, with limits and a quota). Prometheus loads the alert rules from `deploy/prometheus/rules/` as they are
 in the repository and scrapes the workers listed in `<home>/prometheus/targets/*.json`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -29,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 import yaml
 
 from cxj.errors import StackError
 from cxj.settings import Settings
+from deploy.local.clickhouse_config import server_config, users_config
 
 __all__ = ["COMPONENTS", "ComponentStatus", "LocalStack", "tansu_binary"]
 
@@ -343,10 +344,10 @@ class LocalStack:
         self._write_clickhouse_config(creds)
         targets = self.home / "prometheus" / "targets"
         targets.mkdir(parents=True, exist_ok=True)
-        default_target = targets / "worker.json"
-        if not default_target.exists():
-            default_target.write_text(json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
-                                                   "labels": {"instance_name": "worker"}}]))  # fmt: skip
+        # Derived from the settings on every `up`, so a new worker port is scraped (Prometheus re-reads file_sd
+        # targets by itself, no restart); other files in the folder (extra workers, tests) are not ours.
+        _write_if_changed(targets / "worker.json", json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
+                                                                 "labels": {"instance_name": "worker"}}]))  # fmt: skip
         prometheus = {
             "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
             "rule_files": [str(RULES_DIR / "*.yml")],
@@ -357,8 +358,8 @@ class LocalStack:
                 {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}]},
             ],
         }  # fmt: skip
-        (self.home / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(prometheus, sort_keys=False))
-        (self.home / "alertmanager" / "alertmanager.yml").write_text(self._alertmanager_config())
+        _write_if_changed(self.home / "prometheus" / "prometheus.yml", yaml.safe_dump(prometheus, sort_keys=False))
+        _write_if_changed(self.home / "alertmanager" / "alertmanager.yml", self._alertmanager_config())
 
     def _alertmanager_config(self) -> str:
         """deploy/alertmanager/alertmanager.yml with the webhook pointed at CXJ_ALERT_WEBHOOK_URL."""
@@ -377,66 +378,14 @@ class LocalStack:
     def _write_clickhouse_config(self, creds: dict[str, str]) -> None:
         s = self.settings
         root = self.home / "clickhouse"
-        data = root / "data"
-        for sub in ("tmp", "user_files", "format_schemas"):
-            (data / sub).mkdir(parents=True, exist_ok=True)
-        database = escape(self._database())
-        scratch = data / "tmp"  # under our home, not the system temporary folder
-        config = f"""<?xml version="1.0"?>
-<!-- Written by `cxj stack up`; edits are overwritten. -->
-<yandex>
-  <logger><level>warning</level><log>{root}/server.log</log><errorlog>{root}/server.err.log</errorlog>
-    <size>100M</size><count>2</count></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <tcp_port>{s.clickhouse_port}</tcp_port>
-  <http_port>{s.clickhouse_http_port}</http_port>
-  <interserver_http_port>0</interserver_http_port>
-  <path>{data}/</path>
-  <tmp_path>{scratch}/</tmp_path>
-  <user_files_path>{data}/user_files/</user_files_path>
-  <format_schema_path>{data}/format_schemas/</format_schema_path>
-  <users_config>{root}/users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-  <mark_cache_size>268435456</mark_cache_size>
-  <max_concurrent_queries>100</max_concurrent_queries>
-  <query_log><database>system</database><table>query_log</table>
-    <flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
-</yandex>
-"""
-        users = f"""<?xml version="1.0"?>
-<!-- Written by `cxj stack up`: no password-less user; the pipeline and BI users see database {database} only. -->
-<yandex>
-  <profiles>
-    <default><max_memory_usage>4000000000</max_memory_usage></default>
-    <writer><max_memory_usage>4000000000</max_memory_usage></writer>
-    <readonly><readonly>2</readonly><max_memory_usage>4000000000</max_memory_usage></readonly>
-  </profiles>
-  <users>
-    <default>
-      <password_sha256_hex>{_sha256(creds["admin_password"])}</password_sha256_hex>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota>
-    </default>
-    <cx_writer>
-      <password_sha256_hex>{_sha256(creds["writer_password"])}</password_sha256_hex>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>writer</profile><quota>default</quota>
-      <allow_databases><database>{database}</database></allow_databases>
-    </cx_writer>
-    <cx_bi>
-      <password_sha256_hex>{_sha256(creds["bi_password"])}</password_sha256_hex>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>readonly</profile><quota>default</quota>
-      <allow_databases><database>{database}</database></allow_databases>
-    </cx_bi>
-  </users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
-    <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-"""
-        (root / "config.xml").write_text(config)
-        users_path = root / "users.xml"
-        users_path.write_text(users)
-        users_path.chmod(0o600)
+        for sub in ("tmp", "user_files", "format_schemas"):  # tmp under our home, not the system's
+            (root / "data" / sub).mkdir(parents=True, exist_ok=True)
+        config = server_config(root=root, tcp_port=s.clickhouse_port, http_port=s.clickhouse_http_port)
+        _write_if_changed(root / "config.xml", config)
+        # ClickHouse re-reads users.xml when it changes, so new privileges apply to a running server.
+        _write_if_changed(root / "users.xml", users_config(
+            self._database(), admin_password=creds["admin_password"], writer_password=creds["writer_password"],
+            bi_password=creds["bi_password"]), mode=0o600)  # fmt: skip
 
     def _database(self) -> str:
         return self.settings.clickhouse.database
@@ -522,5 +471,20 @@ class LocalStack:
             client.disconnect()
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _write_if_changed(path: Path, text: str, mode: int | None = None) -> bool:
+    """Replace `path` atomically (a reader never sees half a file) when its text differs; True if written."""
+    try:
+        if path.read_text() == text:
+            if mode is not None:
+                path.chmod(mode)
+            return False
+    except OSError:
+        pass
+    scratch = path.with_name(f".{path.name}.tmp")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if mode is None else mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    if mode is not None:
+        scratch.chmod(mode)
+    os.replace(scratch, path)
+    return True

@@ -56,7 +56,7 @@ def webhook(stack: Settings) -> WebhookReceiver:
 def pipeline(stack: Settings) -> Iterator[Settings]:
     """Topics, schema, and one worker consuming; yields the settings clients use."""
     create_topics(stack)
-    migrate(ClickHouse(stack.clickhouse))
+    migrate(ClickHouse(stack.clickhouse_schema_admin))  # as `cxj init` does
     worker = WorkerProcess(stack)
     worker.start()
     try:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
+from typer.testing import CliRunner
 
-from cxj.settings import Settings
+from cxj.cli import app
+from cxj.errors import MigrationError
+from cxj.settings import ClickHouseDSN, Settings, load_settings
+from deploy.local.clickhouse_config import BI_PROFILE
 from sinks.clickhouse import ClickHouse
+from sinks.migrate import migrate
 from tests.factories import touchpoint
 from tests.integration.pipeline_support import consume_all, query, send_and_drain, string_columns
 
@@ -69,17 +77,109 @@ def test_no_raw_phone_or_email_in_any_string_column(pipeline: Settings) -> None:
             assert not any(n.lower().encode() in blob for n in needles), topic
 
 
-def test_clickhouse_users_have_least_privilege(stack: Settings) -> None:
+# --- least privilege (ClickHouse 18.16: deploy/local/clickhouse_config.py says what it can and cannot deny) ---
+
+
+def _client(dsn: ClickHouseDSN) -> Client:
+    return Client(dsn.host, port=dsn.port, user=dsn.user, password=dsn.password.get_secret_value(),
+                  database=dsn.database)  # fmt: skip
+
+
+def _refusal(client: Client, sql: str, params: Any = None, **kwargs: Any) -> int | None:
+    """The server's error code for `sql`, None when it ran."""
+    try:
+        client.execute(sql, params, **kwargs)
+    except ServerException as exc:
+        return int(exc.code)
+    return None
+
+
+@pytest.fixture(scope="module")
+def schema(stack: Settings) -> Settings:
+    """`cxj init` as a user runs it: migrations through CXJ_CLICKHOUSE_ADMIN_URL from stack.env."""
+    result = CliRunner().invoke(app, ["--home", str(stack.home), "init"])
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert "migrations applied" in result.output
+    return stack
+
+
+@pytest.fixture
+def probe(schema: Settings) -> Iterator[str]:
+    """A scratch MergeTree table the administrator creates and drops, so a failed denial harms no real table."""
+    admin = _client(schema.clickhouse_schema_admin)
+    table = f"{schema.clickhouse.database}.privilege_probe_{uuid.uuid4().hex[:8]}"
+    admin.execute(f"CREATE TABLE {table} (a UInt8) ENGINE = MergeTree ORDER BY a")
+    try:
+        yield table
+    finally:
+        admin.execute(f"DROP TABLE IF EXISTS {table}")
+        admin.disconnect()
+
+
+def test_bi_reads_cx_and_nothing_else(schema: Settings, probe: str) -> None:
+    ClickHouse(schema.clickhouse).insert(probe.split(".")[1], ["a"], [(3,)])
+    bi = _client(schema.clickhouse_bi)
+    assert bi.execute(f"SELECT a FROM {probe}") == [(3,)]
+    assert len(bi.execute("SELECT * FROM touchpoints_resolved LIMIT 1")) <= 1  # the migrated tables and views
+    prometheus, clickhouse = schema.prometheus_port, schema.clickhouse_port
+    refused = {  # 164 READONLY: readonly=1 refuses table functions, SET and every write
+        "url": f"SELECT * FROM url('http://127.0.0.1:{prometheus}/-/ready', CSV, 'a String')",
+        "remote": f"SELECT * FROM remote('127.0.0.1:{clickhouse}', system.one)",
+        "file": "SELECT * FROM file('users.xml', CSV, 'a String')",
+        "numbers": "SELECT * FROM numbers(1)",
+        "set": "SET max_memory_usage = 0",
+        "insert": f"INSERT INTO {probe} VALUES",
+        "drop": f"DROP TABLE {probe}",
+        "create": "CREATE TABLE bi_table (a UInt8) ENGINE = Memory",
+        "temporary": "CREATE TEMPORARY TABLE bi_scratch (a UInt8) ENGINE = Memory",
+        "alter": f"ALTER TABLE {probe} DELETE WHERE a = 1",
+        "optimize": f"OPTIMIZE TABLE {probe}",
+        "truncate": f"TRUNCATE TABLE {probe}",
+        "rename": f"RENAME TABLE {probe} TO {probe}_moved",
+        "system": "SYSTEM FLUSH LOGS",
+    }
+    codes = {name: _refusal(bi, sql, [{"a": 1}] if name == "insert" else None) for name, sql in refused.items()}
+    assert codes == dict.fromkeys(refused, 164)
+    assert _refusal(bi, "SELECT count() FROM default.nothing") == 291  # allow_databases: cx only
+    # Settings sent with a query are ignored for a readonly=1 user: the profile's limits hold.
+    limit = BI_PROFILE["max_memory_usage"]
+    shown = bi.execute("SELECT value FROM system.settings WHERE name = 'max_memory_usage'",
+                       settings={"max_memory_usage": 0})  # fmt: skip
+    assert shown == [(str(limit),)]
+    # Over its memory limit: one allocation of rows x 10 MB > limit is refused before it is made (~0.3 s).
+    rows = int(limit) // 10_000_000 + 100
+    hog = ("SELECT count() FROM (SELECT s FROM (SELECT materialize(toFixedString('x', 10000000)) AS s, "
+           f"range({rows}) AS r) ARRAY JOIN r) WHERE s != ''")  # fmt: skip
+    assert _refusal(bi, hog, settings={"max_memory_usage": 0}) == 241
+    bi.disconnect()
+
+
+def test_writer_inserts_and_selects_and_changes_no_schema(schema: Settings, probe: str) -> None:
+    writer = _client(schema.clickhouse)
+    writer.execute(f"INSERT INTO {probe} (a) VALUES", [{"a": 7}])
+    assert writer.execute(f"SELECT a FROM {probe}") == [(7,)]
+    refused = {  # 392 QUERY_IS_PROHIBITED: allow_ddl=0
+        "create": "CREATE TABLE writer_table (a UInt8) ENGINE = Memory",
+        "create if not exists": f"CREATE TABLE IF NOT EXISTS {probe} (a UInt8) ENGINE = Memory",
+        "drop": f"DROP TABLE {probe}",
+        "truncate": f"TRUNCATE TABLE {probe}",
+        "rename": f"RENAME TABLE {probe} TO {probe}_moved",
+        "alter": f"ALTER TABLE {probe} ADD COLUMN b UInt8",
+        "mutation": f"ALTER TABLE {probe} DELETE WHERE a = 7",
+        "optimize": f"OPTIMIZE TABLE {probe} FINAL",
+        "database": "CREATE DATABASE somewhere_else",
+        "set allow_ddl": "SET allow_ddl = 1",
+    }
+    assert {name: _refusal(writer, sql) for name, sql in refused.items()} == dict.fromkeys(refused, 392)
+    assert writer.execute(f"SELECT a FROM {probe}") == [(7,)]  # still there, unchanged
+    writer.disconnect()
+    # `cxj init` pointed at the writer fails, and says where schema changes go.
+    as_writer = load_settings(home=schema.home, clickhouse_admin_url=schema.clickhouse_url.get_secret_value())
+    with pytest.raises(MigrationError, match="CXJ_CLICKHOUSE_ADMIN_URL"):
+        migrate(ClickHouse(as_writer.clickhouse_schema_admin))
+
+
+def test_no_password_less_user(stack: Settings) -> None:
     bi = stack.clickhouse_bi
-    reader = Client(bi.host, port=bi.port, user=bi.user, password=bi.password.get_secret_value(),
-                    database=bi.database)  # fmt: skip
-    assert reader.execute("SELECT count() FROM system.one") == [(1,)]
-    for statement in ("INSERT INTO dead_letters (reason) VALUES", "DROP TABLE dead_letters",
-                      "CREATE TABLE x (a UInt8) ENGINE = Memory"):  # fmt: skip
-        with pytest.raises(Exception, match=r"Code: 164|readonly"):
-            reader.execute(statement, [{"reason": "x"}] if statement.startswith("INSERT") else None)
-    writer = ClickHouse(stack.clickhouse)
-    with pytest.raises(Exception, match=r"291|Access denied"):
-        writer.execute("CREATE DATABASE somewhere_else")
-    with pytest.raises(Exception, match=r"194|516|password"):
+    with pytest.raises(ServerException, match=r"194|516|password"):
         Client(bi.host, port=bi.port, user="default", password="").execute("SELECT 1")

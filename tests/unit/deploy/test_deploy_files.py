@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,127 @@ def test_cluster_schema_replicates_and_distributes_every_table() -> None:
     assert "TO cx.signals_hourly_local AS" in ddl and "FROM cx.experience_signals_local" in ddl
     assert "GLOBAL ANY LEFT JOIN" in ddl
     assert "INSERT INTO" not in ddl
+
+
+# --- ClickHouse users on a current release (SQL access control) ------------------------------------------
+
+# What lets a user reach past database cx: DDL, table functions (CREATE TEMPORARY TABLE plus a source grant),
+# system tables, access management.
+_BEYOND_READ_WRITE = re.compile(
+    r"\b(ALL|CREATE|DROP|ALTER|OPTIMIZE|TRUNCATE|TEMPORARY|URL|REMOTE|FILE|S3|SYSTEM|KILL|ACCESS|CLUSTER)\b|system\.",
+    re.I,
+)
+
+
+@pytest.fixture(scope="module")
+def compose_users() -> ET.Element:
+    return ET.parse(COMPOSE / "clickhouse" / "users.xml").getroot()
+
+
+def _grants(users: ET.Element, name: str) -> list[str]:
+    return [q.text or "" for q in users.findall(f"users/{name}/grants/query")]
+
+
+def test_compose_writer_and_bi_may_select_and_insert_in_cx_only(compose_users: ET.Element) -> None:
+    assert _grants(compose_users, "cx_writer") == ["GRANT SELECT, INSERT ON cx.*"]
+    assert _grants(compose_users, "cx_bi") == ["GRANT SELECT ON cx.*"]
+    for name in ("cx_writer", "cx_bi"):
+        assert not any(_BEYOND_READ_WRITE.search(g.replace("GRANT ", "", 1)) for g in _grants(compose_users, name))
+        assert compose_users.find(f"users/{name}/access_management") is None
+    # Schema changes and erasure belong to cx_admin, whose rights end at database cx and its mutations.
+    assert _grants(compose_users, "cx_admin") == ["GRANT ALL ON cx.*", "GRANT SELECT ON system.mutations"]
+    for user in compose_users.findall("users/*"):
+        password = user.find("password")
+        assert password is not None and password.get("from_env"), f"{user.tag} has no password from the environment"
+
+
+def test_compose_bi_profile_is_readonly_with_constant_limits_and_a_quota(compose_users: ET.Element) -> None:
+    bi = compose_users.find("profiles/bi")
+    assert bi is not None and bi.findtext("readonly") == "1"
+    constraints = bi.find("constraints")
+    assert constraints is not None
+    for limit in ("max_memory_usage", "max_memory_usage_for_user", "max_result_rows", "max_result_bytes"):
+        assert int(bi.findtext(limit) or "0") > 0, limit
+        assert constraints.find(f"{limit}/readonly") is not None, f"{limit} is not a constant for cx_bi"
+    # The only setting cx_bi may change: lower max_execution_time (clickhouse-go sends it), never lift it.
+    timeout = constraints.find("max_execution_time")
+    assert timeout is not None and timeout.find("changeable_in_readonly") is not None
+    assert (timeout.findtext("min"), timeout.findtext("max")) == ("1", bi.findtext("max_execution_time"))
+    assert compose_users.findtext("users/cx_bi/profile") == "bi"
+    assert compose_users.findtext("users/cx_bi/quota") == "bi"
+    interval = compose_users.find("quotas/bi/interval")
+    assert interval is not None and interval.findtext("duration") == "3600"
+    assert all(int(c.text or "0") > 0 for c in interval), "a quota counter of 0 is unlimited"
+    writer = compose_users.find("profiles/writer")
+    assert writer is not None and writer.findtext("allow_ddl") == "0"
+
+
+def test_compose_system_tables_need_a_grant(compose: dict[str, Any]) -> None:
+    mounts = compose["services"]["clickhouse"]["volumes"]
+    assert "./clickhouse/cx-access.xml:/etc/clickhouse-server/config.d/cx-access.xml:ro" in mounts
+    access = ET.parse(COMPOSE / "clickhouse" / "cx-access.xml").getroot().find("access_control_improvements")
+    assert access is not None
+    for flag in ("select_from_system_db_requires_grant", "select_from_information_schema_requires_grant",
+                 "settings_constraints_replace_previous"):  # fmt: skip
+        assert access.findtext(flag) == "true", flag
+
+
+def test_compose_only_init_holds_the_schema_owner(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    init = services["cx-init"]["environment"]
+    assert init["CXJ_CLICKHOUSE_ADMIN_URL"].startswith("clickhouse://cx_admin:${CX_ADMIN_PASSWORD:?")
+    assert init["CXJ_CLICKHOUSE_URL"] == services["cx-worker"]["environment"]["CXJ_CLICKHOUSE_URL"]
+    assert "CXJ_CLICKHOUSE_ADMIN_URL" not in services["cx-worker"]["environment"]
+    assert "CX_ADMIN_PASSWORD=" in (COMPOSE / ".env.example").read_text().splitlines()
+    settings = Settings(clickhouse_url="clickhouse://cx_writer:w@clickhouse:9000/cx",
+                        clickhouse_admin_url="clickhouse://cx_admin:a@clickhouse:9000/cx")  # fmt: skip
+    assert settings.clickhouse_schema_admin.user == "cx_admin"  # what `cxj init` migrates as
+
+
+def _access_sql() -> list[str]:
+    text = "\n".join(line for line in (K8S / "clickhouse" / "access.sql").read_text().splitlines()
+                     if not line.startswith("--"))  # fmt: skip
+    return [" ".join(s.split()) for s in text.split(";") if s.strip()]
+
+
+def test_k8s_roles_grant_each_user_only_its_job() -> None:
+    grants: dict[str, list[str]] = {}
+    for statement in _access_sql():
+        found = re.fullmatch(r"GRANT ON CLUSTER 'cx' (.+) TO (\w+)", statement)
+        if found:
+            grants.setdefault(found.group(2), []).append(found.group(1))
+    assert grants["cx_writer_role"] == ["SELECT, INSERT ON cx.*"]
+    assert grants["cx_bi_role"] == ["SELECT ON cx.*"]
+    assert "ALL ON cx.*" in grants["cx_admin_role"]
+    assert not any(_BEYOND_READ_WRITE.search(g) for g in grants["cx_writer_role"] + grants["cx_bi_role"])
+
+
+def test_k8s_bi_profile_and_quota_match_compose(compose_users: ET.Element) -> None:
+    statements = _access_sql()
+    profile = next(s for s in statements if s.startswith("CREATE SETTINGS PROFILE IF NOT EXISTS cx_bi "))
+    assert profile.endswith("TO cx_bi_role") and "readonly = 1" in profile
+    bi = compose_users.find("profiles/bi")
+    assert bi is not None
+    for limit in ("max_memory_usage", "max_memory_usage_for_user", "max_result_rows", "max_result_bytes",
+                  "max_concurrent_queries_for_user"):  # fmt: skip
+        assert f"{limit} = {bi.findtext(limit)} CONST" in profile, limit
+    assert "max_execution_time = 120 MIN 1 MAX 120 CHANGEABLE_IN_READONLY" in profile
+    quota = next(s for s in statements if s.startswith("CREATE QUOTA IF NOT EXISTS cx_bi "))
+    interval = compose_users.find("quotas/bi/interval")
+    assert interval is not None and quota.endswith("TO cx_bi_role") and "FOR INTERVAL 1 hour" in quota
+    for counter in interval:
+        if counter.tag != "duration":
+            assert f"{counter.tag} = {counter.text}" in quota, counter.tag
+    writer = next(s for s in statements if s.startswith("CREATE SETTINGS PROFILE IF NOT EXISTS cx_writer "))
+    assert "allow_ddl = 0 CONST" in writer and writer.endswith("TO cx_writer_role")
+
+
+def test_k8s_only_the_init_job_mounts_the_admin_secret() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in _k8s_docs() if "metadata" in d}
+
+    def secrets(kind: str, name: str) -> set[str]:
+        pod = docs[(kind, name)]["spec"]["template"]["spec"]
+        return {e["secretRef"]["name"] for c in pod["containers"] for e in c.get("envFrom", []) if "secretRef" in e}
+
+    assert secrets("Job", "cx-init") == {"cx-journeys", "cx-journeys-admin"}
+    assert secrets("Deployment", "cx-worker") == {"cx-journeys"}

@@ -925,8 +925,12 @@ ELEMENT_POISONS: dict[str, tuple[Any, RejectReason]] = {
     ),
     "escape in an id": (lambda: dumps(with_value(("context", "order_id"), "o\u001b[2J")), RejectReason.INVALID_FIELD),
     "phone glued to letters, with PII": (
-        lambda: dumps(touchpoint(identity={"customer_id": "C1", "phone": "13900001111abc", "email": "bob.pii@x.com"},
-                                 channel="bob.pii@x.com")),  # fmt: skip
+        lambda: dumps(
+            touchpoint(
+                identity={"customer_id": "C1", "phone": "13900001111abc", "email": "bob.pii@x.com"},
+                channel="bob.pii@x.com",
+            )
+        ),
         RejectReason.UNKNOWN_CHANNEL,
     ),
 }
