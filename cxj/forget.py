@@ -12,8 +12,14 @@ The order makes the erasure stick:
 3. Only when every acknowledgement is in does the command read what the key owns (every identifier ever linked
    to it, every key merged into it, their journeys) and delete from ClickHouse (`ALTER TABLE … DELETE`
    mutations, waited for): no row or link the workers still held in memory can appear after the delete.
-4. It checks that nothing about the keys is left, and records the request in `cx.erasures` — with counts,
-   never the keys.
+   Dead letters go by the keys and identifiers ingest recorded in their `subjects`, and those that are not
+   JSON (no subjects) by their text, in any case, padded or JSON-escaped (`cxj.erasure.text_pattern`).
+4. It checks that nothing about the keys is left, removes the request's `erasure_subjects`, and records the
+   request in `cx.erasures` — with counts, never the keys.
+
+No statement's text names the customer (18.16 shows every user the text of mutations, logged queries and
+running ones): lookups send the values as an external table, deletions read them from `erasure_subjects`
+by request id (`cxj.erasure`).
 
 A customer who comes back after this is a new customer. What stays, by design: `signals_hourly`
 (distinct-count states of hashed keys, anonymous aggregates) and the Kafka input, DLQ and alert topics until
@@ -25,12 +31,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
-import orjson
-
+from cxj.erasure import SUBJECTS_TABLE, ErasurePlan, delete_statement, deletions, subject_rows
 from cxj.errors import ConfigError, StackError
 from cxj.settings import Settings
 from schemas.records import ForgetRequest
@@ -41,29 +46,21 @@ from streams.ingest import IDENTIFIER_TYPES
 from streams.pii import hash_pii, normalize_email, normalize_phone
 from streams.topics import CLAIMS
 
-__all__ = ["ErasurePlan", "ForgetReport", "delete_statement", "deletions", "forget", "identifier_of", "plan", "resolve"]
+__all__ = ["ForgetReport", "forget", "identifier_of", "plan", "resolve"]
 
 _HASHED: Final = re.compile(r"^[0-9a-f]{64}$")
 _KINDS: Final = frozenset(IDENTIFIER_TYPES.values())
-# Identifier types whose value is stored as given (phone and e-mail only ever as keyed hashes).
-_RAW_KINDS: Final = frozenset({"anon", "device", "wechat"})
-
-
-@dataclass(frozen=True)
-class ErasurePlan:
-    """What one request erases, read from ClickHouse before anything is touched."""
-
-    key: str
-    identifiers: tuple[str, ...]
-    keys: tuple[str, ...]
-    journey_ids: tuple[str, ...]
-
-    @property
-    def needles(self) -> tuple[str, ...]:
-        """JSON string literals that mark a dead letter as this customer's (ids kept as given)."""
-        values = [] if is_anonymous(self.key) else [self.key]
-        values += [i.split(":", 1)[1] for i in self.identifiers if i.split(":", 1)[0] in _RAW_KINDS]
-        return tuple(sorted({orjson.dumps(v).decode() for v in values if v}))
+# A request's rows outlive its run only when the run stopped while mutations still needed them.
+_STALE_SECONDS: Final = 86_400
+# Settings for the mutations, sent where the server knows them (18.16 knows none and refuses unknown ones).
+_MUTATION_SETTINGS: Final = {
+    # Replicated tables refuse a mutation with a subquery unless told; it is deterministic here, since the
+    # subjects are on every replica before the mutation is issued and stay until it is done.
+    "allow_nondeterministic_mutations": 1,
+    # Would run the subqueries once and write their results, the very keys, into the mutation's text.
+    "mutations_execute_subqueries_on_initiator": 0,
+    "mutations_execute_nondeterministic_on_initiator": 0,
+}
 
 
 @dataclass
@@ -100,6 +97,14 @@ def _printable(text: str, what: str) -> str:
     return text
 
 
+def _lookup(ch: ClickHouse, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
+    """A SELECT over `_values`, an external table: the values travel as data, never in the query text, which
+    system.query_log and system.processes show every user on 18.16. GLOBAL ships them to every shard."""
+    table = {"name": "_values", "structure": [("value", "String")], "data": [{"value": v} for v in sorted(set(values))]}
+    rows: list[tuple[Any, ...]] = ch.execute(sql.replace("{db}", ch.database), external_tables=[table])
+    return rows
+
+
 def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier: str | None) -> str:
     """The key to forget: a customer key as stored (customer_id or `~kind:value`), or the key an identifier
     (or an anonymous key merged since) resolves to."""
@@ -113,43 +118,24 @@ def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier
     else:
         assert identifier is not None
         identifier = identifier_of(identifier, settings)
-    linked = ch.query("SELECT customer_key FROM {db}.identity_links FINAL WHERE identifier = %(i)s",
-                      {"i": identifier})  # fmt: skip
+    linked = _lookup(ch, "SELECT customer_key FROM {db}.identity_links FINAL "
+                         "WHERE identifier GLOBAL IN (SELECT value FROM _values)", [identifier])  # fmt: skip
     return str(linked[0][0]) if linked else self_key(identifier)
+
+
+def _owned(ch: ClickHouse, select: str, keys: Iterable[str]) -> set[str]:
+    """The values `select` (`SELECT DISTINCT column FROM table`) finds in the rows of any of `keys`."""
+    rows = _lookup(ch, f"{select} WHERE customer_key GLOBAL IN (SELECT value FROM _values)", keys)  # noqa: S608
+    return {str(r[0]) for r in rows}
 
 
 def plan(ch: ClickHouse, key: str) -> ErasurePlan:
     """Everything `key` owns in ClickHouse: identifiers ever linked to it, keys merged into it, journeys."""
-    ids = {str(r[0]) for r in ch.query("SELECT DISTINCT identifier FROM {db}.identity_links "
-                                       "WHERE customer_key = %(k)s", {"k": key})}  # fmt: skip
-    merged = {str(r[0]) for r in ch.query("SELECT DISTINCT stitched_key FROM {db}.identity_overrides "
-                                          "WHERE customer_key = %(k)s", {"k": key})}  # fmt: skip
+    ids = _owned(ch, "SELECT DISTINCT identifier FROM {db}.identity_links", [key])
+    merged = _owned(ch, "SELECT DISTINCT stitched_key FROM {db}.identity_overrides", [key])
     keys = {key, *merged, *(self_key(i) for i in ids)}
-    journeys = ch.query("SELECT DISTINCT journey_id FROM {db}.journeys WHERE customer_key IN %(keys)s",
-                        {"keys": tuple(sorted(keys))})  # fmt: skip
-    return ErasurePlan(key, tuple(sorted(ids)), tuple(sorted(keys)), tuple(sorted(str(r[0]) for r in journeys)))
-
-
-def deletions(p: ErasurePlan) -> list[tuple[str, str, dict[str, object]]]:
-    """(table, WHERE condition, parameters) for every table that can hold the customer."""
-    keys: dict[str, object] = {"keys": p.keys}
-    ids: dict[str, object] = {"keys": p.keys, "ids": p.identifiers or ("",)}
-    out: list[tuple[str, str, dict[str, object]]] = [
-        (table, "customer_key IN %(keys)s", keys)
-        for table in ("touchpoints", "experience_signals", "customer_experience", "churn_alerts", "journeys",
-                      "risk_daily")
-    ]  # fmt: skip
-    out += [
-        ("journey_funnel", "journey_id IN %(jids)s", {"jids": p.journey_ids or ("",)}),
-        ("identity_links", "identifier IN %(ids)s OR customer_key IN %(keys)s OR previous_key IN %(keys)s", ids),
-        ("identity_overrides", "stitched_key IN %(keys)s OR customer_key IN %(keys)s", keys),
-        ("identity_conflicts", "identifier IN %(ids)s OR existing_key IN %(keys)s OR claimed_key IN %(keys)s", ids),
-    ]
-    if p.needles:
-        needles = {f"n{i}": n for i, n in enumerate(p.needles)}
-        condition = " OR ".join(f"position(raw, %({name})s) > 0" for name in needles)
-        out.append(("dead_letters", condition, needles))
-    return out
+    journeys = _owned(ch, "SELECT DISTINCT journey_id FROM {db}.journeys", keys)
+    return ErasurePlan(key, tuple(sorted(ids)), tuple(sorted(keys)), tuple(sorted(journeys)))
 
 
 def _send(settings: Settings, request: ForgetRequest) -> None:
@@ -189,30 +175,103 @@ def _wait_acknowledged(ch: ClickHouse, request_id: str, timeout: float, sleep: C
         sleep(0.5)
 
 
-def delete_statement(database: str, table: str, condition: str, cluster: str | None) -> str:
-    """The mutation for one table; on a cluster, for its `_local` shards on every node."""
-    if cluster is None:
-        return f"ALTER TABLE {database}.{table} DELETE WHERE {condition}"
-    return f"ALTER TABLE {database}.{table}_local ON CLUSTER '{cluster}' DELETE WHERE {condition}"
-
-
 def _wait_mutations(
-    ch: ClickHouse, tables: Sequence[str], cluster: str | None, timeout: float, sleep: Callable[[float], None]
+    ch: ClickHouse, names: Sequence[str], cluster: str | None, timeout: float, sleep: Callable[[float], None]
 ) -> None:
-    if not tables:
+    """Wait until no mutation of tables `names` (as named on the servers) is pending, on every replica."""
+    if not names:
         return
     source = "system.mutations" if cluster is None else f"clusterAllReplicas('{cluster}', system.mutations)"
-    names = tuple(tables) if cluster is None else tuple(f"{t}_local" for t in tables)
     deadline = time.monotonic() + timeout
     while True:
         pending = ch.query(f"SELECT table, count() FROM {source} WHERE database = %(db)s "  # noqa: S608
                            "AND table IN %(t)s AND is_done = 0 GROUP BY table",
-                           {"db": ch.database, "t": names})  # fmt: skip
+                           {"db": ch.database, "t": tuple(names)})  # fmt: skip
         if not pending:
             return
         if time.monotonic() > deadline:
             raise StackError(f"ClickHouse mutations still running after {timeout:.0f} s: {dict(pending)}")
         sleep(0.2)
+
+
+def _store_subjects(
+    ch: ClickHouse,
+    rows: Sequence[tuple[str, str, str]],
+    cluster: str | None,
+    timeout: float,
+    sleep: Callable[[float], None],
+) -> None:
+    """Insert the request's subjects (data, not query text); on a cluster, wait until every server holds them.
+
+    Each replica evaluates a mutation's subqueries itself when it rewrites its parts, against its own copy of
+    `erasure_subjects` (replicated to every server, sinks/cluster.py): a copy still missing rows would delete
+    less on that replica.
+    """
+    ch.insert(SUBJECTS_TABLE, ("request_id", "kind", "value"), rows)
+    if cluster is None or not rows:
+        return
+    # system.one: readable without a grant where system.* needs one (deploy/k8s/clickhouse/access.sql).
+    servers = int(ch.query(f"SELECT count() FROM clusterAllReplicas('{cluster}', system.one)")[0][0])  # noqa: S608
+    deadline = time.monotonic() + timeout
+    while True:
+        # Each replica holds the request's rows at most once: all of them everywhere is servers x rows.
+        held = ch.query(f"SELECT count() FROM clusterAllReplicas('{cluster}', {{db}}.{SUBJECTS_TABLE}) "  # noqa: S608
+                        "WHERE request_id = %(r)s", {"r": rows[0][0]})  # fmt: skip
+        if int(held[0][0]) >= servers * len(rows):
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"{SUBJECTS_TABLE} not on every replica of cluster {cluster} after {timeout:.0f} s")
+        sleep(0.2)
+
+
+def _drop_subjects(
+    ch: ClickHouse, request_id: str, cluster: str | None, timeout: float, sleep: Callable[[float], None]
+) -> None:
+    """Delete the request's subjects, and those an interrupted run left a day ago, by a mutation naming neither."""
+    condition = f"request_id = '{request_id}' OR added_at < toDateTime({int(time.time()) - _STALE_SECONDS})"
+    if not int(ch.query(f"SELECT count() FROM {{db}}.{SUBJECTS_TABLE} WHERE {condition}")[0][0]):  # noqa: S608
+        return
+    # One replicated table on a cluster (not sharded): a plain mutation reaches every replica.
+    ch.execute(delete_statement(ch.database, SUBJECTS_TABLE, condition, None))
+    _wait_mutations(ch, [SUBJECTS_TABLE], cluster, timeout, sleep)
+
+
+def _mutation_settings(ch: ClickHouse) -> dict[str, int]:
+    known = ch.query("SELECT name FROM system.settings WHERE name IN %(n)s", {"n": tuple(_MUTATION_SETTINGS)})
+    return {str(name): _MUTATION_SETTINGS[str(name)] for (name,) in known}
+
+
+def _erase(
+    ch: ClickHouse, p: ErasurePlan, request_id: str, cluster: str | None, timeout: float,
+    sleep: Callable[[float], None],
+) -> dict[str, int]:  # fmt: skip
+    """Delete what `p` names from every table; returns the rows each table held before."""
+    work = deletions(p, request_id, ch.database)
+    running = False  # mutations issued and not known done: they still read the subjects
+    try:
+        _store_subjects(ch, subject_rows(p, request_id), cluster, timeout, sleep)
+        before = {table: _count(ch, table, condition) for table, condition in work}
+        touched = [t for t, n in before.items() if n]
+        settings = _mutation_settings(ch)
+        running = bool(touched)
+        for table, condition in work:
+            if before[table]:
+                ch.execute(delete_statement(ch.database, table, condition, cluster), settings=settings)
+        _wait_mutations(ch, touched if cluster is None else [f"{t}_local" for t in touched], cluster, timeout, sleep)
+        running = False
+        left = {t: n for t, c in work if (n := _count(ch, t, c))}
+        if left:
+            raise StackError(f"forget request {request_id}: rows still present after the delete: {left}")
+        return before
+    except StackError as exc:
+        if running:
+            raise StackError(f"{exc}; the request's rows stay in {ch.database}.{SUBJECTS_TABLE} while its "
+                             "mutations need them (a later run removes them): run the command again"
+                             ) from exc  # fmt: skip
+        raise
+    finally:
+        if not running:
+            _drop_subjects(ch, request_id, cluster, timeout, sleep)
 
 
 def forget(
@@ -222,10 +281,16 @@ def forget(
     identifier: str | None = None,
     timeout: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
+    clickhouse: ClickHouse | None = None,
 ) -> ForgetReport:
-    """Erase a customer everywhere; raises StackError (nothing deleted) when no worker acknowledges in time."""
+    """Erase a customer everywhere; raises StackError (nothing deleted) when no worker acknowledges in time.
+
+    `clickhouse`: the administrator's connection to use (default: one to `CXJ_CLICKHOUSE_ADMIN_URL`, closed
+    at the end). No statement it sends carries a customer key or identifier in its text: lookups send them
+    as an external table, deletions read them from `erasure_subjects`.
+    """
     started = time.monotonic()
-    ch = ClickHouse(settings.clickhouse_admin, connect_database="default")
+    ch = clickhouse or ClickHouse(settings.clickhouse_admin, connect_database="default")
     try:
         key = resolve(ch, settings, customer, identifier)
         request = ForgetRequest(uuid.uuid4().hex, key, int(time.time() * 1000))
@@ -233,25 +298,16 @@ def forget(
         state_entries = _wait_acknowledged(ch, request.request_id, timeout, sleep)
         # After the acknowledgements: every link and row the workers held for the key is stored by now.
         p = plan(ch, key)
-        work = deletions(p)
-        before = {table: _count(ch, table, condition, params) for table, condition, params in work}
-        cluster = settings.clickhouse_cluster
-        for table, condition, params in work:
-            if before[table]:
-                ch.execute(delete_statement(ch.database, table, condition, cluster), params)
-        _wait_mutations(ch, [t for t, n in before.items() if n], cluster, timeout, sleep)
-        left = {t: n for t, c, params in work if (n := _count(ch, t, c, params))}
-        if left:
-            raise StackError(f"forget request {request.request_id}: rows still present after the delete: {left}")
-        erased = sum(before.values())
+        before = _erase(ch, p, request.request_id, settings.clickhouse_cluster, timeout, sleep)
         ch.execute(f"INSERT INTO {ch.database}.erasures (request_id, stage, item, partition, expected, erased, "
-                   "done_at) VALUES", [(request.request_id, "clickhouse", 0, -1, len(work), erased,
+                   "done_at) VALUES", [(request.request_id, "clickhouse", 0, -1, len(before), sum(before.values()),
                                         int(time.time()))])  # fmt: skip
         return ForgetReport(request.request_id, p.key, len(p.identifiers), len(p.keys), before, state_entries,
                             time.monotonic() - started)  # fmt: skip
     finally:
-        ch.close()
+        if clickhouse is None:
+            ch.close()
 
 
-def _count(ch: ClickHouse, table: str, condition: str, params: dict[str, object]) -> int:
-    return int(ch.query(f"SELECT count() FROM {{db}}.{table} WHERE {condition}", params)[0][0])  # noqa: S608
+def _count(ch: ClickHouse, table: str, condition: str) -> int:
+    return int(ch.query(f"SELECT count() FROM {{db}}.{table} WHERE {condition}")[0][0])  # noqa: S608

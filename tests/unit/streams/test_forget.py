@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from cxj.erasure import ErasurePlan, delete_statement, deletions, subject_rows, text_pattern
 from cxj.errors import ConfigError
-from cxj.forget import ErasurePlan, delete_statement, deletions, identifier_of
+from cxj.forget import identifier_of
 from cxj.settings import Settings
 from schemas.records import ForgetRequest, LinkClaim
 from streams.codec import Forward, Item, decode_claims, decode_entry, encode_claims, encode_forget
@@ -162,14 +165,68 @@ def test_a_bad_identifier_is_a_clear_error(bad: str) -> None:
         identifier_of(bad, settings())
 
 
-def test_every_table_holding_a_customer_is_deleted_from() -> None:
-    plan = ErasurePlan("C1", ("anon:a1", "phone:h1"), ("C1", "~anon:a1", "~phone:h1"), ("j1",))
-    tables = {t for t, _, _ in deletions(plan)}
-    assert tables == {"touchpoints", "experience_signals", "customer_experience", "churn_alerts", "journeys",
-                      "risk_daily", "journey_funnel", "identity_links", "identity_overrides", "identity_conflicts",
-                      "dead_letters"}  # fmt: skip
-    # Dead letters are found by the ids kept as given, JSON-quoted; phone and e-mail never appear raw there.
-    assert plan.needles == ('"C1"', '"a1"')
+PLAN = ErasurePlan("C1", ("anon:a1", "phone:h1"), ("C1", "~anon:a1", "~device:d1", "~phone:h1"), ("j1",))
+REQUEST = "0123456789abcdef0123456789abcdef"
+
+
+def test_every_table_holding_a_customer_is_deleted_from_by_a_condition_naming_only_the_request() -> None:
+    work = deletions(PLAN, REQUEST, "cx")
+    assert {t for t, _ in work} == {"touchpoints", "experience_signals", "customer_experience", "churn_alerts",
+                                    "journeys", "risk_daily", "journey_funnel", "identity_links",
+                                    "identity_overrides", "identity_conflicts", "dead_letters"}  # fmt: skip
+    # What system.mutations and system.query_log will show every user: the request id, never a key or id.
+    for table, condition in work:
+        statement = delete_statement("cx", table, condition, None)
+        assert f"cx.erasure_subjects WHERE request_id = '{REQUEST}'" in statement
+        assert not any(value in statement for value in ("C1", "a1", "d1", "h1", "j1")), statement
+    assert dict(work)["touchpoints"] == (
+        f"customer_key IN (SELECT value FROM cx.erasure_subjects WHERE request_id = '{REQUEST}' AND kind = 'key')"
+    )
+    with pytest.raises(ValueError, match="32 hex"):
+        deletions(PLAN, "x' OR 1 --", "cx")
+
+
+def test_the_subjects_hold_every_key_identifier_and_journey_of_the_request() -> None:
+    # A dead letter names the customer as ingest keys it: its key, or any identifier, also behind a merged key.
+    assert PLAN.subjects == ("C1", "anon:a1", "device:d1", "phone:h1", "~anon:a1", "~device:d1", "~phone:h1")
+    # Payload text may quote the ids kept as given; phones and e-mails are redacted there, found by hash.
+    assert PLAN.spellings == ("C1", "a1", "d1")
+    rows = subject_rows(PLAN, REQUEST)
+    assert {r[0] for r in rows} == {REQUEST}
+    by_kind = {kind: sorted(v for _, k, v in rows if k == kind) for _, kind, _ in rows}
+    assert by_kind["key"] == list(PLAN.keys) and by_kind["identifier"] == list(PLAN.identifiers)
+    assert by_kind["journey"] == ["j1"] and by_kind["subject"] == list(PLAN.subjects)
+    assert by_kind["pattern"] == [text_pattern(PLAN.spellings)]
+
+
+def _python(pattern: str) -> re.Pattern[str]:
+    """The RE2 pattern in Python's syntax (`\\x{2d}` is `\\x2d`), to check what it matches."""
+    return re.compile(re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: f"\\x{int(m.group(1), 16):02x}", pattern))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"customer_id": "C-1"}', '"customer_id": " C-1 "', '"c-1"', '"C\\u002d1"', '"\\u0043\\u002D1"',
+        '"\\u0063-1"', '"\\u0020C-1\\t"', "customer_id=C-1&x=2", "'C-1'", "C-1", "[C-1]", '{\\"id\\":\\"C-1\\"}',
+    ],
+)  # fmt: skip
+def test_a_key_is_found_in_payload_text_in_any_case_escaped_and_padded(text: str) -> None:
+    assert _python(text_pattern(["C-1"]) or "").search(text), text
+
+
+@pytest.mark.parametrize(
+    "text", ['"C-10"', '"C-1-2"', '"xC-1"', '"C-1.x"', '"C-1@x"', '"C-1\\u002d2"', '"\\u0058C-1"', '"C_1"', "C-"]
+)
+def test_a_key_is_not_found_inside_a_longer_id(text: str) -> None:
+    assert not _python(text_pattern(["C-1"]) or "").search(text), text
+
+
+def test_any_character_of_a_key_may_be_escaped_and_special_ones_stay_literal() -> None:
+    pattern = _python(text_pattern(["a.b*(c)", "ü/\\"]) or "")
+    assert pattern.search('"a.b*(c)"') and not pattern.search('"axb*(c)"')
+    assert pattern.search('"\\u00fc\\/\\\\"') and pattern.search('"Ü/\\u005c"')
+    assert text_pattern(["", "  "]) is None
 
 
 def test_on_a_cluster_the_local_tables_are_mutated_on_every_node() -> None:
