@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,6 +68,8 @@ _MAX_DETAIL: Final = 1000
 # ingest (occurred_at: invalid_field) or replaced (a Kafka timestamp: the receive time), never stored.
 MAX_TIME_MS: Final = (2**32 - 1) * 1000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# No '@' and fewer than 7 digits: neither an e-mail address nor a phone number can hide in it (most ids).
+_NO_PII: Final = re.compile(r"[^@\d]*(?:\d[^@\d]*){0,6}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +307,7 @@ def _ms(text: str) -> int:
 
 def _private(value: str, name: str, cfg: IngestConfig, counts: dict[str, int] | None) -> str:
     """An id as stored: a phone or e-mail in it becomes its keyed hash, unless the settings allow it raw."""
-    if name in cfg.raw_id_fields:
+    if name in cfg.raw_id_fields or _NO_PII.fullmatch(value) is not None:
         return value
     found = pii_in_id(value, cfg.region)
     if found is None:
