@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -100,11 +100,11 @@ class ClickHouseWriter:
         if refused:
             # Stored after every table, as dead letters of their own; a dead letter refused in turn is
             # reduced to its reason (never a loop: those rows are not isolated again).
-            stored = self._retrying(DEAD_LETTERS, [*refused], None)
+            stored = self._retrying(DEAD_LETTERS, refused, None)
             written[DEAD_LETTERS] = written.get(DEAD_LETTERS, 0) + stored
         return written
 
-    def _retrying(self, table: str, rows: list[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
+    def _retrying(self, table: str, rows: Sequence[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
         backoff = 0.5
         while True:
             try:
@@ -118,7 +118,7 @@ class ClickHouseWriter:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
-    def _isolating(self, table: str, rows: list[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
+    def _isolating(self, table: str, rows: Sequence[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
         """Insert `rows`; on a refusal that is not an outage, insert each half on its own, down to one row."""
         try:
             return self._insert(table, rows)
@@ -150,7 +150,7 @@ class ClickHouseWriter:
             log.exception("ClickHouse refused even the bare dead letter; it is counted, not stored")
             return 0
 
-    def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> int:
+    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]]) -> int:
         if table == DEAD_LETTERS:
             rows = self._new_dead_letters(rows)
             if not rows:
@@ -163,7 +163,7 @@ class ClickHouseWriter:
             self.metrics.sink_rows.labels(table).inc(n)
         return n
 
-    def _new_dead_letters(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _new_dead_letters(self, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
         """Drop dead letters already stored: MergeTree does not deduplicate a replayed insert.
 
         Their identity is where they were read and what they hold: offsets alone repeat when a topic is

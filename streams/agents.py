@@ -33,7 +33,7 @@ from streams.signals import Classifier, load_rules
 from streams.tables import ChangelogLoader, IdentityReplica, StateStore, load_graph
 from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 
-__all__ = ["Pipeline", "dead_letter_row", "ingest_config_from", "policy_from"]
+__all__ = ["Pipeline", "ingest_config_from", "policy_from"]
 
 log = logging.getLogger(__name__)
 

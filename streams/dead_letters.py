@@ -12,7 +12,7 @@ from schemas.records import DeadLetter, RejectReason
 from schemas.rows import DeadLetterRow
 from streams.pii import redact, redact_label, redact_text
 
-__all__ = ["ROW_RAW_MAX", "SINK_TOPIC_PREFIX", "bare_dead_letter", "dead_letter_row", "redact_payload", "refused_row"]
+__all__ = ["ROW_RAW_MAX", "SINK_TOPIC_PREFIX", "bare_dead_letter", "dead_letter_row", "refused_row"]
 
 # The `topic` of a dead letter for a row ClickHouse refused: `sink:<table>` (no Kafka offset to point at).
 SINK_TOPIC_PREFIX: Final = "sink:"
@@ -54,30 +54,24 @@ def _walk(value: Any, depth: int) -> Any:
 
 
 def _redact_json(raw: bytes) -> bytes | None:
-    """A JSON payload decoded, redacted field by field and encoded again; None when it is not JSON."""
+    """A JSON payload without phones and e-mails; None when it is not JSON (or too deep to walk).
+
+    Decoded, every `phone` and `email` value replaced by a placeholder, every other string and key
+    redacted by pattern, and encoded again: escapes (`\\u0040`, `\\u002d`) are resolved first, so an
+    address spelled with them is found, and the stored text says what the feeder meant.
+    """
     try:
         return orjson.dumps(_walk(orjson.loads(raw), 0))
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, _TooDeep, RecursionError):
         return None
 
 
-def redact_payload(raw: bytes) -> bytes:
-    """The payload without phones and e-mails, as JSON when it is JSON.
-
-    A JSON payload is decoded, every `phone` and `email` value replaced by a placeholder, every other
-    string and key redacted by pattern, and encoded again: escapes (`\\u0040`, `\\u002d`) are resolved
-    first, so an address spelled with them is found, and the stored text says what the feeder meant.
-    Anything else (not JSON, too deep) is redacted by pattern as bytes.
-    """
-    redacted = _redact_json(raw)
-    return redact(raw) if redacted is None else redacted
-
-
 def _row_raw(raw: bytes) -> str:
     """The payload with PII redacted, at most 64 KiB of UTF-8 (the contract's `dead_letters.raw`).
 
     Redacting before cutting: cutting first left half an address behind (`alice@exam`) that no
-    pattern matched. JSON is redacted whole (8 MiB at most); other text is read a little past the
+    pattern matched. JSON is redacted whole (8 MiB at most); other text is redacted by pattern as
+    bytes, read a little past the
     limit, and further only when redaction shrank it, so a pattern cut at its end never reaches the
     first 64 KiB.
     """
@@ -111,22 +105,10 @@ def dead_letter_row(d: DeadLetter) -> DeadLetterRow:
     )
 
 
-def refused_row(table: str, row: tuple[Any, ...], error: str, now_ms: int) -> DeadLetterRow:
-    """A dead letter for a row ClickHouse refused for good: the row as JSON, the server's reason.
-
-    The rows hold no raw PII (ingest hashed it), and are redacted again like any payload; the payload
-    hash is the row's own, so the same refusal replayed after a crash is stored once.
-    """
-    fields = getattr(row, "_fields", None)
-    doc: Any = dict(zip(fields, row, strict=True)) if fields else list(row)
-    # The standard encoder: a refused row may hold what orjson will not write (integers over 64 bits).
-    raw = json.dumps(doc, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
-
-    def text(name: str) -> str:
-        value = doc.get(name) if isinstance(doc, dict) else None
-        return redact_text(value[:128]) if isinstance(value, str) else ""
-
-    key = text("customer_key")
+def _sink_letter(
+    table: str, what: str, error: str, raw: str, payload_hash: str, now_ms: int, fields: dict[str, str]
+) -> DeadLetterRow:
+    """A dead letter written by the sink itself (`topic = 'sink:<table>'`): no Kafka offset to point at."""
     return DeadLetterRow(
         received_at=now_ms // 1000,
         topic=SINK_TOPIC_PREFIX + table,
@@ -136,31 +118,37 @@ def refused_row(table: str, row: tuple[Any, ...], error: str, now_ms: int) -> De
         reason=RejectReason.INVALID_FIELD.value,
         # The rows hold hashes, not PII; the server's message keeps its numbers (only e-mails and
         # international numbers are taken out), so "0 <= number <= 4294967295" stays readable.
-        detail=redact_label(f"ClickHouse refused this {table} row: {error}", _NO_REGION)[:_MAX_DETAIL],
-        raw=_row_raw(raw),
-        event_id=text("event_id"),
-        source=text("source"),
-        channel=text("channel"),
-        payload_hash=hashlib.blake2b(raw, digest_size=16).hexdigest(),
-        subjects=[key] if key else [],
+        detail=redact_label(f"ClickHouse refused {what}: {error}", _NO_REGION)[:_MAX_DETAIL],
+        raw=raw,
+        event_id=fields.get("event_id", ""),
+        source=fields.get("source", ""),
+        channel=fields.get("channel", ""),
+        payload_hash=payload_hash,
+        subjects=[fields["customer_key"]] if fields.get("customer_key") else [],
     )
+
+
+def refused_row(table: str, row: tuple[Any, ...], error: str, now_ms: int) -> DeadLetterRow:
+    """A dead letter for a row ClickHouse refused for good: the row as JSON, the server's reason.
+
+    The rows hold no raw PII (ingest hashed it), and are redacted again like any payload; the payload
+    hash is the row's own, so the same refusal replayed after a crash is stored once.
+    """
+    names = getattr(row, "_fields", None)
+    doc: Any = dict(zip(names, row, strict=True)) if names else list(row)
+    # The standard encoder: a refused row may hold what orjson will not write (integers over 64 bits).
+    raw = json.dumps(doc, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    fields = {}
+    if isinstance(doc, dict):
+        for name in ("event_id", "source", "channel", "customer_key"):
+            value = doc.get(name)
+            if isinstance(value, str):
+                fields[name] = redact_text(value[:128])
+    digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return _sink_letter(table, f"this {table} row", error, _row_raw(raw), digest, now_ms, fields)
 
 
 def bare_dead_letter(row: tuple[Any, ...], error: str, now_ms: int) -> DeadLetterRow:
     """What is left of a dead-letter row ClickHouse refused: that it happened, and why."""
     digest = hashlib.blake2b(repr(row).encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
-    return DeadLetterRow(
-        received_at=now_ms // 1000,
-        topic=SINK_TOPIC_PREFIX + "dead_letters",
-        partition=0,
-        offset=0,
-        idx=0,
-        reason=RejectReason.INVALID_FIELD.value,
-        detail=redact_label(f"ClickHouse refused a dead letter: {error}", _NO_REGION)[:_MAX_DETAIL],
-        raw="",
-        event_id="",
-        source="",
-        channel="",
-        payload_hash=digest,
-        subjects=[],
-    )
+    return _sink_letter("dead_letters", "a dead letter", error, "", digest, now_ms, {})

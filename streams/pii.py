@@ -185,16 +185,6 @@ def phone_in_id(value: str, region: str, strict: bool = False) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if ok else None
 
 
-def _email_in(text: str) -> bool:
-    """Does `text` hold an e-mail address anywhere (the dead-letter pattern: local part, '@', domain)?"""
-    if "@" not in text:
-        return False
-    for at in _AT_DOMAIN.finditer(text):
-        if _LOCAL_PART.search(text, max(0, at.start() - 64), at.start()) is not None:
-            return True
-    return False
-
-
 def _phone_in(text: str, region: str) -> bool:
     """Does `text` hold, among other characters, a run that is a phone number by `phone_in_id`'s rule?"""
     if not _MAYBE_PII.search(text):
@@ -216,7 +206,7 @@ def pii_in_id(value: str, region: str) -> tuple[str, str] | None:
             return "email", normalize_email(v)
         except ValueError:
             pass
-        if _email_in(v):
+        if _redact_emails(v) != v:  # an address inside a longer id
             return "pii", v
     if v[:1].isdecimal() or v[:1] in "+(\uff0b\uff08":
         e164 = phone_in_id(v, region)

@@ -31,7 +31,8 @@ from schemas.touchpoint import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
 )
-from streams.agents import Pipeline, dead_letter_row
+from streams.agents import Pipeline
+from streams.dead_letters import dead_letter_row
 from streams.ingest import IDENTIFIER_TYPES, IngestConfig, IngestResult, Message, ingest
 from streams.pii import (
     has_control,

@@ -11,8 +11,8 @@ import pytest
 
 from schemas.records import RejectReason
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
-from streams.agents import dead_letter_row
 from streams.codec import Item, encode_items
+from streams.dead_letters import dead_letter_row
 from streams.ingest import IngestConfig, IngestResult, Message, ingest
 from streams.pii import hash_pii
 from tests.factories import SECRET, T0, touchpoint

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.dead_letters import dead_letter_row, redact_payload
+from streams.dead_letters import dead_letter_row
 from streams.ingest import IngestConfig, IngestResult, Message, ingest
 from streams.pii import hash_pii, pii_in_id, redact_label
 from tests.factories import SECRET, touchpoint
@@ -120,10 +120,12 @@ def test_escaped_spellings_are_resolved_before_redaction_and_stored_decoded() ->
     email = b"bob\\u002epii\\u0040example.com"
     raw = b'{"event_id":"e1","identity":{"customer_id":"probe\\u002derase-1","email":"' + email + b'"},'
     raw += b'"note":"mail ' + email + b'"}'
-    redacted = orjson.loads(redact_payload(raw))
+    [dead] = run(raw).rejected  # not a touchpoint: a dead letter with exactly these bytes
+    redacted = orjson.loads(dead_letter_row(dead).raw)
     assert redacted["identity"] == {"customer_id": "probe-erase-1", "email": "<email>"}
     assert redacted["note"] == "mail <email>"
-    assert redact_payload(b"not json 13912345678") == b"not json <phone>"
+    [dead] = run(b"not json 13912345678").rejected
+    assert dead_letter_row(dead).raw == "not json <phone>"
 
 
 def test_a_dead_letter_carries_whom_it_is_about_and_a_keyed_hash_of_its_payload() -> None:
