@@ -145,7 +145,7 @@ def simulate(
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately broken payloads")] = 0.01,
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
 ) -> None:
-    """Send seedable multi-channel traffic built from DESIGN.md's stories to cx.touchpoints."""
+    """Send seedable multi-channel traffic (the stories of docs/contract.md) to cx.touchpoints."""
     from cxj.simulate import SimulationConfig, generate_raw, produce
 
     settings = _settings(ctx)

@@ -19,7 +19,7 @@ from sinks.queries import load
 
 __all__ = ["HtmlReport", "collect_html", "render_html"]
 
-# The nine consumer rights as perceptions (DESIGN.md), in the order of schemas.rules.Dimension.
+# The nine consumer rights as perceptions (docs/contract.md), in the order of schemas.rules.Dimension.
 DIMENSIONS: Final = get_args(Dimension)
 _RISK_COLOURS: Final = {"high": "#c0392b", "elevated": "#e67e22", "low": "#f1c40f", "none": "#27ae60"}
 _NEG, _POS = "#c0392b", "#27ae60"

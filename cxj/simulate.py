@@ -1,4 +1,4 @@
-"""Seedable multi-channel traffic built from DESIGN.md's customer stories, for `cxj simulate` and `cxj demo`.
+"""Seedable multi-channel traffic from the customer stories of docs/contract.md, for `cxj simulate` and `cxj demo`.
 
 Each customer lives whole episodes, not independent random events: browsing sessions that end
 in a login (stitching an anonymous cookie to the customer), purchases with proactive updates,

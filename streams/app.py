@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         # A join waits for the whole rebalance timeout on the local broker: keep it short, and
-        # the poll interval long, or workers stall on every rebalance (DESIGN.md).
+        # the poll interval long, or workers stall on every rebalance (seen on the local Tansu broker).
         broker_rebalance_timeout=settings.kafka_rebalance_timeout,
         broker_session_timeout=max(10.0, settings.kafka_rebalance_timeout * 3),
         broker_heartbeat_interval=1.0,
