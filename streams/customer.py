@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 from schemas.records import TouchpointRecord
 from streams.journeys import Journey, JourneyPolicy, assign, merge_journeys
-from streams.risk import churn_level, crossings, experience_score, high_until, in_window
+from streams.risk import attribute_alerts, churn_level, crossings, experience_score, high_until, in_window
 from streams.signals import Classifier, Signal, experience_key
 
 __all__ = [
@@ -129,7 +129,9 @@ class CustomerState:
     key: str
     version: int = 0
     latest: int = 0
-    horizon: int = 0  # experiences before this were pruned; crossings before it are not judged
+    # The latest first-negative time of a pruned experience (0: none): crossings whose window reaches
+    # back to it are not judged, and their alert records are dropped with them.
+    horizon: int = 0
     exps: dict[str, Experience] = field(default_factory=dict)
     journeys: dict[str, Journey] = field(default_factory=dict)
     # order_id -> (time, amount) of its latest order_placed: the latest one wins in any order
@@ -273,30 +275,30 @@ class CustomerState:
         return round(sum(amount for _, amount in self.orders.values()), 2)
 
     def new_crossings(self, policy: Policy) -> list[tuple[int, int, list[str], int]]:
-        """Crossings into high risk not alerted yet, now recorded as alerted.
+        """Episodes into high risk not alerted yet, now recorded as alerted.
 
-        Each is (instant, count just before, experience keys in the window, negative mask). A crossing
-        is one high episode: when a late event moves the start of an episode that was already alerted
-        earlier, the record moves with it and nothing is emitted again (once per crossing).
+        Each is (instant, count just before, experience keys in the window, negative mask). An episode
+        is alerted once: when later facts (a late event, a merge) move its start, the alert already
+        raised stands for it (attribute_alerts) and its record moves to the new start.
         """
         negatives = {k: e for k, e in self.exps.items() if e.first_neg}
         times = sorted(e.first_neg for e in negatives.values())
-        found = []
         window = policy.window
-        for instant, before in crossings(times, window, self.horizon):
-            if instant in self.alerted:
+        found = []
+        starts = crossings(times, window, self.horizon)
+        owner = attribute_alerts(self.alerted, [(s, high_until(times, s, window)) for s, _ in starts])
+        covered = set(owner.values())
+        record = {a for a in self.alerted if a not in owner}  # episodes no longer judged keep theirs
+        for i, (instant, before) in enumerate(starts):
+            record.add(instant)
+            if i in covered:
                 continue
-            end = high_until(times, instant, window)
-            covered = [a for a in self.alerted if a >= instant and (end is None or a < end)]
-            if covered:
-                self.alerted = sorted({*(a for a in self.alerted if a not in covered), instant})
-                continue
-            self.alerted.append(instant)
             keys = sorted(k for k, e in negatives.items() if in_window(e.first_neg, instant, window))
             mask = 0
             for k in keys:
                 mask |= negatives[k].mask & policy.classifier.negative_mask
             found.append((instant, before, keys, mask))
+        self.alerted = sorted(record)
         return found
 
     # --- forgetting what can no longer matter ---------------------------------------------------
@@ -304,10 +306,17 @@ class CustomerState:
     def prune(self, policy: Policy, watermark: int) -> list[Journey]:
         """Drop what lies beyond the window plus allowed lateness; returns journeys dropped."""
         cut = self.latest - policy.window - policy.lateness
-        if cut > self.horizon:
-            self.exps = {k: e for k, e in self.exps.items() if e.last >= cut}
-            self.horizon = cut
-            self.alerted = [a for a in self.alerted if a - policy.window >= cut]
+        if any(e.last < cut for e in self.exps.values()):
+            kept = {}
+            for k, e in self.exps.items():
+                if e.last >= cut:
+                    kept[k] = e
+                elif e.first_neg > self.horizon:
+                    self.horizon = e.first_neg
+            self.exps = kept
+        if self.horizon and self.alerted:
+            # An alert stays remembered as long as its crossing can still be judged (see crossings()).
+            self.alerted = [a for a in self.alerted if a - policy.window > self.horizon]
         rc = policy.classifier.rules.repeat_contact
         if rc is not None and self.contacts:
             ccut = self.latest - rc.within_days * DAY_MS - policy.lateness

@@ -18,6 +18,7 @@ __all__ = [
     "assign",
     "channel_names",
     "merge_journeys",
+    "row_id",
 ]
 
 JOURNEY_TYPES: Final = ("purchase", "service", "browse")
@@ -162,6 +163,16 @@ def merge_journeys(mine: dict[str, Journey], theirs: Iterable[Journey], policy: 
         else:
             current = journey
     return retired
+
+
+def row_id(key: str, jid: str) -> str:
+    """The `journey_id` a key's journey is stored under: `<anchor>@<customer_key>`.
+
+    Journeys are unique per customer: an order id may reach two keys (an anonymous key touching
+    another person's order, a gift, a shared phone), and neither may overwrite the other's row. When
+    a key merges, its rows are retired with a pointer (`merged_into`) to the id under the customer.
+    """
+    return f"{jid}@{key}"
 
 
 def channel_names(mask: int) -> list[str]:

@@ -24,7 +24,7 @@ from schemas.rows import (
 )
 from streams.codec import Forward, Item, decode_entry, encode_forward, encode_state
 from streams.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
-from streams.journeys import Journey, channel_names
+from streams.journeys import Journey, channel_names, row_id
 
 __all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "alert_row", "touchpoint_row"]
 
@@ -84,7 +84,7 @@ def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, sig
         rec.received_ms // 1000,
         rec.source,
         applied.experience_key if applied else "",
-        applied.journey_id if applied else "",
+        row_id(key, applied.journey_id) if applied and applied.journey_id else "",
         signals,
         rec.customer_id or "",
         ids.get("anon", ""),
@@ -220,6 +220,14 @@ class PartitionState:
             return
         record = item.record._replace(key=forward.target) if item.record is not None else None
         out.forward.append(item._replace(key=forward.target, record=record))
+        if item.kind == "state":
+            # A state passing through: its journeys' pointers name ids under this key, so they point on.
+            moved = decode_entry(item.blob)
+            if isinstance(moved, CustomerState):
+                version = max(moved.version + 1, now_ms)
+                for journey in moved.journeys.values():
+                    into = row_id(forward.target, journey.jid)
+                    out.add("journeys", _retirement_row(item.key, journey, into, version, now_ms))
 
     def _apply(self, state: CustomerState, rec: TouchpointRecord, out: Output) -> None:
         if rec.occurred_ms > self.max_event_ms:
@@ -244,7 +252,7 @@ class PartitionState:
                     rec.channel,
                     rec.event_type,
                     rec.occurred_ms // 1000,
-                    applied.journey_id,
+                    row_id(key, applied.journey_id) if applied.journey_id else "",
                 ),
             )
         if applied.opened:
@@ -287,24 +295,8 @@ class PartitionState:
         # pointer, so `journeys FINAL WHERE merged_into = ''` counts each session once.
         for journey in retired:
             into = next((j.jid for j in state.journeys.values() if j.events >= journey.events), "")
-            out.add(
-                "journeys",
-                JourneyRow(
-                    journey.jid,
-                    state.key,
-                    journey.jtype,
-                    "abandoned",
-                    journey.started // 1000,
-                    journey.last // 1000,
-                    journey.last // 1000,
-                    0,
-                    [],
-                    0,
-                    into or "merged",
-                    state.version,
-                    now_ms // 1000,
-                ),
-            )
+            into_id = row_id(state.key, into) if into else "merged"
+            out.add("journeys", _retirement_row(state.key, journey, into_id, state.version, now_ms))
 
     def _move_out(self, state: CustomerState, target: str, now_ms: int, out: Output) -> None:
         """Send this key's state to the key it was linked to; leave a zeroed row behind."""
@@ -329,6 +321,9 @@ class PartitionState:
         )
         for old in (state.key, *state.aliases):
             out.add("identity_overrides", IdentityOverrideRow(old, target, now_ms // 1000, version))
+        # The journeys follow the state; rows stored under this key's own ids point to their new ids.
+        for journey in state.journeys.values():
+            out.add("journeys", _retirement_row(state.key, journey, row_id(target, journey.jid), version, now_ms))
         out.merges += 1
 
     def _finish(self, state: CustomerState, now_ms: int, watermark: int, out: Output) -> None:
@@ -377,7 +372,7 @@ class PartitionState:
         out.add(
             "journeys",
             JourneyRow(
-                journey.jid,
+                row_id(state.key, journey.jid),
                 state.key,
                 journey.jtype,
                 status,
@@ -451,3 +446,22 @@ class PartitionState:
                 self.data.pop(key, None)
                 out.changed[key] = None
         return out
+
+
+def _retirement_row(key: str, journey: Journey, into: str, version: int, now_ms: int) -> JourneyRow:
+    """A journey stored under an id it no longer has: zero touchpoints and a pointer (`merged_into`)."""
+    return JourneyRow(
+        row_id(key, journey.jid),
+        key,
+        journey.jtype,
+        "abandoned",
+        journey.started // 1000,
+        journey.last // 1000,
+        journey.last // 1000,
+        0,
+        [],
+        0,
+        into,
+        version,
+        now_ms // 1000,
+    )

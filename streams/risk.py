@@ -11,8 +11,10 @@ from schemas.records import RISK_LEVELS
 
 __all__ = [
     "HIGH_RISK_THRESHOLD",
+    "attribute_alerts",
     "churn_level",
     "crossings",
+    "episodes",
     "experience_score",
     "in_window",
 ]
@@ -36,8 +38,10 @@ def crossings(first_negatives: Iterable[int], window: int, horizon: int) -> list
 
     The count at instant s is the number of first-negative times in (s - window, s]. It only
     rises at a first-negative time, so each candidate is one of those; the count just before
-    an instant e covers [e - window, e). Crossings whose window reaches before `horizon` (state
-    pruned there) cannot be judged and are skipped, so pruning never invents a crossing.
+    an instant e covers [e - window, e). `horizon` is the latest first-negative time among the
+    experiences pruned from the state (0: none): a crossing whose window [e - window, e] reaches back
+    to it cannot be judged (a pruned strike may have counted) and is skipped, so pruning never invents
+    a crossing. Any other crossing is judged however long after it the state learns of it.
     """
     times = sorted(first_negatives)
     found = []
@@ -46,7 +50,7 @@ def crossings(first_negatives: Iterable[int], window: int, horizon: int) -> list
         if e == previous:
             continue
         previous = e
-        if e - window < horizon:
+        if horizon and e - window <= horizon:
             continue
         at = bisect_right(times, e) - bisect_right(times, e - window)
         before = bisect_left(times, e) - bisect_left(times, e - window)
@@ -68,6 +72,43 @@ def high_until(first_negatives: Sequence[int], start: int, window: int) -> int |
         if bisect_right(first_negatives, drop) - bisect_right(first_negatives, drop - window) < HIGH_RISK_THRESHOLD:
             return drop
     return None
+
+
+def episodes(first_negatives: Sequence[int], window: int, horizon: int) -> list[tuple[int, int | None]]:
+    """The high episodes [start, end) that can be judged (end None: still high), by start."""
+    times = sorted(first_negatives)
+    return [(start, high_until(times, start, window)) for start, _ in crossings(times, window, horizon)]
+
+
+def attribute_alerts(alerts: Iterable[int], spans: Sequence[tuple[int, int | None]]) -> dict[int, int]:
+    """Which episode each alert instant stands for: alert -> index in `spans` (sorted by start).
+
+    An alert inside an episode stands for it (the first one, if history put two there). An alert that
+    now lies between episodes was raised for a crossing that later facts moved earlier (an experience
+    found negative sooner, through a late event or a merge): it stands for the episode just before it,
+    unless that one has an alert of its own. Alerts are never taken back, so this is what "one alert
+    per episode" means once history changes: no episode has two alerts standing for it.
+    """
+    starts = [start for start, _ in spans]
+    owner: dict[int, int] = {}
+    taken: set[int] = set()
+    pending = []
+    for a in sorted(set(alerts)):
+        i = bisect_right(starts, a) - 1
+        if i < 0:
+            continue
+        end = spans[i][1]
+        if end is None or a < end:
+            if i not in taken:
+                owner[a] = i
+                taken.add(i)
+        else:
+            pending.append((a, i))
+    for a, i in pending:
+        if i not in taken:
+            owner[a] = i
+            taken.add(i)
+    return owner
 
 
 def experience_score(contributions: Sequence[tuple[int, float]], t: int, window: int, half_life: float) -> float:

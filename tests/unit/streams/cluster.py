@@ -28,6 +28,8 @@ class Cluster:
     graph: IdentityGraph = field(init=False)
     replica: dict[str, str] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
+    # (index in outputs, key, absorbed key): a state that reached its key and was merged into it there
+    absorbed: list[tuple[int, str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.graph = IdentityGraph(max_identifiers=self.max_identifiers)
@@ -61,6 +63,10 @@ class Cluster:
         items = [self.queues[p].popleft() for _ in range(n)]
         out = self.states[p].process(items, NOW, watermark=0)
         self.outputs.append(out)
+        for item in items:
+            if item.kind == "state" and isinstance(self.states[p]._load(item.key), CustomerState):
+                moved = decode_entry(item.blob)
+                self.absorbed.append((len(self.outputs) - 1, item.key, moved.key))
         for item in out.forward:
             self.queues[partition_for(item.key, self.partitions)].append(item)
 
@@ -106,6 +112,22 @@ class Cluster:
                 key = self.resolve(alert.customer_key)
                 resolved.setdefault(key, set()).add(int(alert.triggered_at.timestamp() * 1000))
         return resolved
+
+    def raised(self) -> list[tuple[int, str, int]]:
+        """Every alert as (index of the output that raised it, raising key, instant)."""
+        return [
+            (i, a.customer_key, int(a.triggered_at.timestamp() * 1000))
+            for i, out in enumerate(self.outputs)
+            for a in out.alerts
+        ]
+
+    def lineage(self, key: str, until: int) -> set[str]:
+        """The keys whose state `key` held by output `until` (itself, what it absorbed, what they had)."""
+        found = {key}
+        for i, target, source in self.absorbed:
+            if i <= until and target == key:
+                found |= self.lineage(source, i)
+        return found
 
     def resolve(self, key: str) -> str:
         for _ in range(100):

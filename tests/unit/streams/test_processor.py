@@ -180,3 +180,40 @@ def test_merging_two_keys_that_together_reach_three_alerts_once() -> None:
     [alert] = ps.process(moved.forward, NOW, watermark=0).alerts
     assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(2))
     assert alert.experience_keys == ["case:K1", "case:K2", "case:K3"]
+
+
+def browse(day: float, key: str = "C1") -> TouchpointRecord:
+    identity = {"customer_id": key} if not key.startswith("~") else {"anonymous_id": key.split(":", 1)[1]}
+    return record(key=key, event_type="page_view", channel="web", at=T0 + days(day), identity=identity)
+
+
+def test_a_crossing_learnt_more_than_30_days_after_it_happened_is_still_alerted() -> None:
+    # The demo's case: one batch brings three strikes and, in the same batch, an event 40 days later.
+    # Pruning moves the cut to 120 days before the latest event; nothing was pruned, so the crossing
+    # is judged (it used to be skipped, leaving a high-risk customer without an alert).
+    ps = PartitionState(0, policy())
+    [alert] = process(ps, complaint("K1", 0), complaint("K2", 3), complaint("K3", 4), browse(44)).alerts
+    assert alert.triggered_at == T0 + days(4)
+    assert process(ps, complaint("K4", 45)).alerts == []
+
+
+def test_a_merge_with_a_key_whose_latest_event_is_much_later_alerts_the_crossing_it_reveals() -> None:
+    ps = PartitionState(0, policy())
+    anon = "~anon:a1"
+    process(ps, complaint("K1", 0), complaint("K2", 1))
+    process(ps, complaint("K3", 2, key=anon), browse(60, key=anon))
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW, watermark=0)
+    [alert] = ps.process(moved.forward, NOW, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(2))
+    assert decode_state(ps.data["C1"]).counters(policy()).level == "high"
+
+
+def test_a_crossing_next_to_a_pruned_strike_is_not_judged_and_its_alert_is_not_repeated() -> None:
+    ps = PartitionState(0, policy())
+    # Strike at day 0 pruned once the latest event is beyond 0 + 90 + 30 days.
+    assert process(ps, complaint("K0", 0), complaint("K1", 80), complaint("K2", 85)).alerts != []
+    process(ps, browse(125))
+    state = decode_state(ps.data["C1"])
+    assert state.horizon == (T0 + days(0)).timestamp() * 1000
+    # A third strike at day 89 would have made a crossing only if the pruned one did not count: not judged.
+    assert process(ps, complaint("K3", 89)).alerts == []

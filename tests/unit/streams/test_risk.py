@@ -93,10 +93,12 @@ def test_crossings_do_not_depend_on_input_order() -> None:
         assert crossings(times, WINDOW, 0) == expected
 
 
-def test_crossings_whose_window_reaches_before_the_pruning_horizon_are_not_judged() -> None:
+def test_crossings_whose_window_reaches_a_pruned_strike_are_not_judged() -> None:
+    # horizon: the latest first-negative time pruned; a strike there would count in [e - window, e).
     times = [100 * DAY, 101 * DAY, 102 * DAY]
-    assert crossings(times, WINDOW, horizon=102 * DAY - WINDOW) == [(102 * DAY, 2)]
-    assert crossings(times, WINDOW, horizon=102 * DAY - WINDOW + 1) == []
+    assert crossings(times, WINDOW, horizon=102 * DAY - WINDOW - 1) == [(102 * DAY, 2)]
+    assert crossings(times, WINDOW, horizon=102 * DAY - WINDOW) == []
+    assert crossings(times, WINDOW, horizon=0) == [(102 * DAY, 2)]  # nothing pruned
 
 
 def test_each_crossing_instant_is_a_move_into_high() -> None:
