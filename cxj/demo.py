@@ -56,6 +56,36 @@ class WorkerProcess:
             self.proc.kill()
             return self.proc.wait()
 
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric on the worker's /metrics, None when absent or unreachable."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://{self.settings.worker_web_host}:{self.web_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return float(sample.value)
+        return None
+
+    def wait_alerts_released(self, timeout: float) -> None:
+        """Block until no anonymous key's alert is held (they come due after the hold).
+
+        First waits out one refresh of `cx_churn_alerts_held` (every 5 s), so a crossing processed
+        just before the call is counted.
+        """
+        time.sleep(6.0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.metric("cx_churn_alerts_held") == 0:
+                return
+            time.sleep(1.0)
+        raise StackError(f"churn alerts still held after {timeout:.0f} s; see {self.log_path}")
+
     def kill(self) -> None:
         """kill -9: the crash the reliability suite injects."""
         if self.proc is not None and self.proc.poll() is None:
@@ -82,6 +112,8 @@ def run_demo(
     settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
     timeout: float,
 ) -> None:  # fmt: skip
+    from cxj.check import dlq_check, run_checks
+    from cxj.check import render as render_checks
     from cxj.report import collect, render
     from cxj.report_html import collect_html, render_html
     from cxj.simulate import SimulationConfig, generate_raw, produce
@@ -111,6 +143,10 @@ def run_demo(
         stats = produce(settings, generate_raw(config), batch_size=batch_size, total=events, progress=True)
         drained = wait_drained(settings, timeout)
         seconds = drained - started
+        hold = settings.anonymous_alert_hold_seconds
+        console.print(f"waiting up to {hold} s for the alerts anonymous keys hold until they are linked "
+                      "(CXJ_ANONYMOUS_ALERT_HOLD_SECONDS)")  # fmt: skip
+        worker.wait_alerts_released(hold + 30)
         console.print(
             f"sent {stats.sent_events:,} touchpoints ({stats.sent_messages:,} messages, "
             f"{stats.events_per_second:,.0f} events/s produced); pipeline drained in {seconds:.1f} s: "
@@ -121,6 +157,12 @@ def run_demo(
         page = settings.home / "report.html"
         page.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
         console.print(f"HTML report with charts: {page.resolve()}")
+        console.rule("[bold]6. cxj check")
+        bi = ClickHouse(settings.clickhouse_bi)
+        results = [*run_checks(bi, settings), dlq_check(bi, settings)]
+        render_checks(results, console)
     finally:
         worker.stop()
+    if not all(r.ok for r in results):
+        raise StackError("cxj check failed after the demo: see the table above")
     console.print(f"The stack keeps running; `cxj report` reads it again, `cxj stack down` stops it ({settings.home}).")

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # --- Rules (Contract 2) ----------------------------------------------------
     window_days: int = Field(default=90, ge=1)
     allowed_lateness_days: int = Field(default=30, ge=0)
+    # An anonymous key's churn alert waits this long (wall clock) for the key to be linked, so a person
+    # whose strikes arrive under a phone or device key before the link gets one alert, not two.
+    anonymous_alert_hold_seconds: int = Field(default=30, ge=0)
     max_identifiers: int = Field(default=50, ge=2)
     # A comma-separated list in CXJ_IDENTIFIER_BLOCKLIST (NoDecode: not JSON).
     identifier_blocklist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_BLOCKLIST

@@ -56,6 +56,7 @@ def policy_from(settings: Settings) -> Policy:
         window=settings.window_days * DAY_MS,
         lateness=settings.allowed_lateness_days * DAY_MS,
         half_life=settings.score_half_life_days * DAY_MS,
+        anonymous_hold=settings.anonymous_alert_hold_seconds * 1000,
     )
 
 
@@ -328,6 +329,7 @@ class Pipeline:
             if out.rows or out.changed:
                 await self._hand_over(p, out)
         keys, size = self.store.stats()
+        self.metrics.alerts_held.set(sum(state.held for state in self.store.partitions.values()))
         self.metrics.state_customers.set(keys)
         self.metrics.state_bytes.set(size)
         newest = max((s.max_event_ms for s in self.store.partitions.values()), default=0)

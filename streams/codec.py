@@ -77,6 +77,8 @@ def encode_state(s: CustomerState) -> bytes:
         contacts,
         s.alerted,
         s.aliases,
+        s.held,
+        s.held_at,
     )
     return msgpack.packb(doc, use_bin_type=True)  # type: ignore[no-any-return]
 
@@ -86,7 +88,7 @@ def encode_forward(target: str, created_ms: int) -> bytes:
 
 
 def _state(doc: list[Any]) -> CustomerState:
-    _, key, version, latest, horizon, exps, journeys, orders, contacts, alerted, aliases = doc
+    _, key, version, latest, horizon, exps, journeys, orders, contacts, alerted, aliases = doc[:11]
     state = CustomerState(key, version, latest, horizon)
     for i in range(0, len(exps), 5):
         state.exps[exps[i]] = Experience(exps[i + 1], exps[i + 2], exps[i + 3], exps[i + 4])
@@ -107,6 +109,8 @@ def _state(doc: list[Any]) -> CustomerState:
     state.contacts = [Contact(*c) for c in contacts]
     state.alerted = list(alerted)
     state.aliases = list(aliases)
+    if len(doc) > 11:  # states written before held alerts have neither field
+        state.held, state.held_at = list(doc[11]), doc[12]
     return state
 
 

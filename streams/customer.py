@@ -44,6 +44,8 @@ class Policy:
     window: int = 90 * DAY_MS
     lateness: int = 30 * DAY_MS
     half_life: float = 30.0 * DAY_MS
+    # Wall-clock ms an anonymous key's alert waits for the key to be linked to a customer (0: none).
+    anonymous_hold: int = 0
 
 
 @dataclass(slots=True)
@@ -139,6 +141,9 @@ class CustomerState:
     contacts: list[Contact] = field(default_factory=list)
     alerted: list[int] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    # Episodes of an anonymous key waiting for identity before they are alerted, since `held_at` (wall ms).
+    held: list[int] = field(default_factory=list)
+    held_at: int = 0
 
     # --- applying touchpoints -------------------------------------------------------------
 
@@ -246,6 +251,8 @@ class CustomerState:
             for anchor_id in sorted(anchors):
                 retro.extend(self._flag_repeats(anchor_id, rc, policy))
         self.alerted = sorted(set(self.alerted) | set(other.alerted))
+        self.held = sorted(set(self.held) | set(other.held))
+        self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0) if self.held else 0
         self.aliases = sorted({*self.aliases, *other.aliases, other.key} - {self.key})
         return retro, retired
 
@@ -274,31 +281,41 @@ class CustomerState:
     def lifetime_value(self) -> float:
         return round(sum(amount for _, amount in self.orders.values()), 2)
 
-    def new_crossings(self, policy: Policy) -> list[tuple[int, int, list[str], int]]:
-        """Episodes into high risk not alerted yet, now recorded as alerted.
+    def new_crossings(self, policy: Policy, hold: bool = False) -> list[tuple[int, int, list[str], int]]:
+        """Episodes into high risk to alert now, recorded as alerted.
 
         Each is (instant, count just before, experience keys in the window, negative mask). An episode
         is alerted once: when later facts (a late event, a merge) move its start, the alert already
-        raised stands for it (attribute_alerts) and its record moves to the new start.
+        raised stands for it (attribute_alerts) and its record moves to the new start. With `hold`
+        (an anonymous key), episodes not alerted yet wait in `held` instead: a merge brings them to the
+        customer, who alerts them unless it alerted the same episode itself.
         """
         negatives = {k: e for k, e in self.exps.items() if e.first_neg}
         times = sorted(e.first_neg for e in negatives.values())
         window = policy.window
-        found = []
         starts = crossings(times, window, self.horizon)
-        owner = attribute_alerts(self.alerted, [(s, high_until(times, s, window)) for s, _ in starts])
+        spans = [(s, high_until(times, s, window)) for s, _ in starts]
+        owner = attribute_alerts(self.alerted, spans)
         covered = set(owner.values())
         record = {a for a in self.alerted if a not in owner}  # episodes no longer judged keep theirs
+        found = []
+        held = []
         for i, (instant, before) in enumerate(starts):
-            record.add(instant)
             if i in covered:
-                continue
-            keys = sorted(k for k, e in negatives.items() if in_window(e.first_neg, instant, window))
-            mask = 0
-            for k in keys:
-                mask |= negatives[k].mask & policy.classifier.negative_mask
-            found.append((instant, before, keys, mask))
+                record.add(instant)
+            elif hold:
+                held.append(instant)
+            else:
+                record.add(instant)
+                keys = sorted(k for k, e in negatives.items() if in_window(e.first_neg, instant, window))
+                mask = 0
+                for k in keys:
+                    mask |= negatives[k].mask & policy.classifier.negative_mask
+                found.append((instant, before, keys, mask))
         self.alerted = sorted(record)
+        self.held = held
+        if not held:
+            self.held_at = 0
         return found
 
     # --- forgetting what can no longer matter ---------------------------------------------------
@@ -317,6 +334,7 @@ class CustomerState:
         if self.horizon and self.alerted:
             # An alert stays remembered as long as its crossing can still be judged (see crossings()).
             self.alerted = [a for a in self.alerted if a - policy.window > self.horizon]
+            self.held = [a for a in self.held if a - policy.window > self.horizon]
         rc = policy.classifier.rules.repeat_contact
         if rc is not None and self.contacts:
             ccut = self.latest - rc.within_days * DAY_MS - policy.lateness

@@ -51,6 +51,7 @@ class Metrics:
     identity_conflicts: Counter
     erasures: Counter
     state_customers: Gauge
+    alerts_held: Gauge
     state_bytes: Gauge
     watermark_lag: Gauge
     flush_pending_rows: Gauge
@@ -140,6 +141,9 @@ class Metrics:
                 registry=r,
             ),
             state_customers=Gauge("cx_state_customers", "Customer keys held by this worker", registry=r),
+            alerts_held=Gauge(
+                "cx_churn_alerts_held", "Anonymous keys whose churn alert waits for the key to be linked", registry=r
+            ),
             state_bytes=Gauge("cx_state_bytes", "Serialized state held by this worker", registry=r),
             watermark_lag=Gauge("cx_watermark_lag_seconds", "Wall clock minus the newest event time seen", registry=r),
             flush_pending_rows=Gauge("cx_flush_pending_rows", "Rows buffered for the next flush", registry=r),

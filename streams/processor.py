@@ -126,6 +126,7 @@ class PartitionState:
         self._due: list[tuple[int, str]] = []  # (deadline, key) heap of open journeys
         self._scheduled: dict[str, int] = {}
         self._forwards: dict[str, int] = {}  # key -> created_ms, for expiry
+        self._held: dict[str, int] = {}  # anonymous key -> wall ms its held alerts are due
 
     # --- loading (recovery) -------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class PartitionState:
             else:
                 self.max_event_ms = max(self.max_event_ms, entry.latest)
                 self._schedule(entry)
+                self._hold(entry)
 
     def _schedule(self, state: CustomerState) -> None:
         timeouts = self.policy.journeys.timeouts
@@ -207,6 +209,7 @@ class PartitionState:
         existed = self.data.pop(item.key, None) is not None
         self._scheduled.pop(item.key, None)
         self._forwards.pop(item.key, None)
+        self._held.pop(item.key, None)
         out.changed[item.key] = None
         out.erased += existed
         request_id, number = item.target, int(item.blob or b"0")
@@ -269,6 +272,7 @@ class PartitionState:
         self.data[key] = value
         self._forwards[key] = now_ms
         self._scheduled.pop(key, None)
+        self._held.pop(key, None)
         out.changed[key] = value
 
     def _retro_rows(self, key: str, retro: list[RetroSignal], out: Output) -> None:
@@ -331,8 +335,12 @@ class PartitionState:
         for journey in state.prune(policy, watermark):
             self._journey_row(state, journey, watermark, now_ms, out)
         lifetime = state.lifetime_value()
-        for instant, before, keys, mask in state.new_crossings(policy):
+        hold = policy.anonymous_hold > 0 and state.key.startswith("~")
+        for instant, before, keys, mask in state.new_crossings(policy, hold):
             out.alerts.append(self._alert(state, instant, before, keys, mask, lifetime, now_ms))
+        if state.held and not state.held_at:
+            state.held_at = now_ms
+        self._hold(state)
         counters = state.counters(policy)
         open_journeys = 0
         for journey in state.journeys.values():
@@ -415,10 +423,21 @@ class PartitionState:
             emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
         )
 
+    @property
+    def held(self) -> int:
+        """Anonymous keys whose alerts wait for identity (CXJ_ANONYMOUS_ALERT_HOLD_SECONDS)."""
+        return len(self._held)
+
+    def _hold(self, state: CustomerState) -> None:
+        if state.held:
+            self._held[state.key] = state.held_at + self.policy.anonymous_hold
+        else:
+            self._held.pop(state.key, None)
+
     # --- timers ---------------------------------------------------------------------------------
 
     def expire(self, now_ms: int, watermark: int) -> Output:
-        """Close journeys whose idle timeout passed and drop forwards older than their TTL."""
+        """Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards."""
         out = Output()
         due = self._due
         while due and due[0][0] <= watermark:
@@ -440,6 +459,21 @@ class PartitionState:
                 value = encode_state(entry)
                 self.data[key] = value
                 out.changed[key] = value
+        for key, due_at in list(self._held.items()):
+            # An anonymous key not linked within the hold: its episodes are alerted under it.
+            if due_at > now_ms:
+                continue
+            del self._held[key]
+            entry = self._load(key)
+            if not isinstance(entry, CustomerState):
+                continue
+            entry.version = max(entry.version + 1, now_ms)
+            lifetime = entry.lifetime_value()
+            for instant, before, keys, mask in entry.new_crossings(self.policy):
+                out.alerts.append(self._alert(entry, instant, before, keys, mask, lifetime, now_ms))
+            value = encode_state(entry)
+            self.data[key] = value
+            out.changed[key] = value
         for key, created in list(self._forwards.items()):
             if created + self.forward_ttl_ms < now_ms:
                 del self._forwards[key]

@@ -78,3 +78,39 @@ def test_a_row_clickhouse_refuses_becomes_a_dead_letter_and_its_neighbours_land(
     assert (topic, reason, subjects) == ("sink:experience_signals", "invalid_field", [f"C-{run}"])
     assert "4294967295" in detail  # the server's reason, numbers intact
     assert registry.get_sample_value("cx_sink_rejected_rows_total", {"table": "experience_signals"}) == 1
+
+
+def test_the_journey_id_rewrite_keeps_old_journeys_once_under_their_customer(pipeline: Settings) -> None:
+    """Migration 0007 on rows written before it: each journey once, under `<anchor>@<customer_key>`."""
+    from schemas.rows import JourneyRow
+    from sinks.migrate import load_migrations, split_statements
+
+    admin = ClickHouse(pipeline.clickhouse_schema_admin)
+    run = uuid.uuid4().hex[:8]
+    key, now = f"C-{run}", int(time.time())
+
+    def journey(jid: str, touchpoints: int, merged_into: str = "") -> JourneyRow:
+        return JourneyRow(jid, key, "browse", "abandoned", now, now, now, touchpoints, ["web"], 0, merged_into, 5, now)
+
+    old = [journey(f"purchase:O-{run}", 4)._replace(journey_type="purchase", status="completed"),
+           journey(f"browse:a-{run}", 3), journey(f"browse:b-{run}", 0, f"browse:a-{run}")]  # fmt: skip
+    ClickHouseWriter(ClickHouse(pipeline.clickhouse)).write(Batch({"journeys": old}, len(old)))
+    [migration] = [m for m in load_migrations() if m.version == 7]
+    rewrite = [s for s in split_statements(migration.sql) if s.startswith("INSERT INTO {db}.journeys")]
+    assert len(rewrite) == 2
+    for _ in range(2):  # re-runnable
+        for statement in rewrite:
+            admin.execute(statement.replace("{db}", admin.database))
+    rows = admin.query(
+        "SELECT journey_id, touchpoints, merged_into FROM {db}.journeys FINAL WHERE customer_key = %(k)s "
+        "ORDER BY journey_id",
+        {"k": key},
+    )
+    assert rows == sorted([
+        (f"browse:a-{run}", 0, f"browse:a-{run}@{key}"),
+        (f"browse:a-{run}@{key}", 3, ""),
+        (f"browse:b-{run}", 0, f"browse:b-{run}@{key}"),
+        (f"browse:b-{run}@{key}", 0, f"browse:a-{run}@{key}"),
+        (f"purchase:O-{run}", 0, f"purchase:O-{run}@{key}"),
+        (f"purchase:O-{run}@{key}", 4, ""),
+    ])  # fmt: skip

@@ -348,3 +348,39 @@ CREATE TABLE IF NOT EXISTS cx.erasure_subjects ON CLUSTER 'cx'
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/cx/erasure_subjects', '{shard}-{replica}')
 ORDER BY (request_id, kind, value);
+
+CREATE VIEW IF NOT EXISTS cx.churn_alerts_resolved ON CLUSTER 'cx' AS
+SELECT
+    alert_id,
+    if(resolved_key = '', stitched_key, resolved_key) AS customer_key,
+    stitched_key,
+    level, previous_level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at,
+    lifetime_value, emitted_at
+FROM
+(
+    SELECT *, customer_key AS stitched_key FROM cx.churn_alerts FINAL
+)
+GLOBAL ANY LEFT JOIN
+(
+    SELECT stitched_key, argMax(customer_key, version) AS resolved_key
+    FROM cx.identity_overrides
+    GROUP BY stitched_key
+) USING (stitched_key);
+
+CREATE VIEW IF NOT EXISTS cx.journeys_resolved ON CLUSTER 'cx' AS
+SELECT
+    journey_id,
+    if(resolved_key = '', stitched_key, resolved_key) AS customer_key,
+    stitched_key,
+    journey_type, status, started_at, ended_at, last_event_at, touchpoints, channels, dissatisfying,
+    merged_into, version, updated_at
+FROM
+(
+    SELECT *, customer_key AS stitched_key FROM cx.journeys FINAL
+)
+GLOBAL ANY LEFT JOIN
+(
+    SELECT stitched_key, argMax(customer_key, version) AS resolved_key
+    FROM cx.identity_overrides
+    GROUP BY stitched_key
+) USING (stitched_key);

@@ -94,6 +94,11 @@ class Cluster:
             else:
                 self._partition(p, rng)
 
+    def release(self, after_ms: int) -> None:
+        """Let `after_ms` of wall time pass: held alerts come due (journeys stay open: watermark 0)."""
+        for state in self.states:
+            self.outputs.append(state.expire(NOW + after_ms, watermark=0))
+
     def customers(self) -> dict[str, CustomerState]:
         """Live customer states (forwards left out), by key."""
         found = {}

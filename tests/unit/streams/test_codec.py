@@ -47,6 +47,7 @@ def _rich_state() -> CustomerState:
     state.horizon = 12_345
     state.alerted = [1_000, 2_000]
     state.aliases = ["~anon:a1", "~device:d1"]
+    state.held, state.held_at = [3_000], 1_790_000_000_500
     next(iter(state.journeys.values())).emitted = "open"
     return state
 
@@ -63,6 +64,14 @@ def test_a_customer_state_round_trips() -> None:
 
 def test_an_empty_state_round_trips() -> None:
     assert decode_state(encode_state(CustomerState("~anon:x"))) == CustomerState("~anon:x")
+
+
+def test_a_state_written_before_held_alerts_existed_decodes_with_none_held() -> None:
+    import msgpack
+
+    doc = msgpack.unpackb(encode_state(_rich_state()), raw=False)
+    old = decode_state(msgpack.packb(doc[:11], use_bin_type=True))
+    assert (old.held, old.held_at, old.alerted) == ([], 0, [1_000, 2_000])
 
 
 def test_encoding_is_deterministic() -> None:

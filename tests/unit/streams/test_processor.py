@@ -217,3 +217,48 @@ def test_a_crossing_next_to_a_pruned_strike_is_not_judged_and_its_alert_is_not_r
     assert state.horizon == (T0 + days(0)).timestamp() * 1000
     # A third strike at day 89 would have made a crossing only if the pruned one did not count: not judged.
     assert process(ps, complaint("K3", 89)).alerts == []
+
+
+HOLD = 30_000
+
+
+def test_an_anonymous_key_holds_its_alert_and_the_customer_it_merges_into_alerts_the_episode_once() -> None:
+    # The strikes arrive under a phone key and under the customer, each reaching three before the link.
+    ps = PartitionState(0, policy(anonymous_hold=HOLD))
+    anon = "~anon:a1"
+    assert process(ps, *(complaint(f"A{i}", i, key=anon) for i in range(3))).alerts == []
+    [own] = process(ps, *(complaint(f"K{i}", i + 0.5) for i in range(3))).alerts
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW + 1_000, watermark=0)
+    assert ps.process(moved.forward, NOW + 1_000, watermark=0).alerts == []  # the customer alerted it
+    assert ps.expire(NOW + 2 * HOLD, watermark=0).alerts == []
+    assert own.customer_key == "C1" and decode_state(ps.data["C1"]).held == []
+
+
+def test_a_held_episode_the_customer_had_not_alerted_is_alerted_under_the_customer_at_the_merge() -> None:
+    ps = PartitionState(0, policy(anonymous_hold=HOLD))
+    anon = "~anon:a1"
+    process(ps, *(complaint(f"A{i}", i, key=anon) for i in range(3)))
+    process(ps, complaint("K1", 1.5))
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW + 1_000, watermark=0)
+    [alert] = ps.process(moved.forward, NOW + 1_000, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(1.5))
+    assert alert.experience_keys == ["case:A0", "case:A1", "case:K1"]  # the strikes of both keys
+    assert ps.expire(NOW + 2 * HOLD, watermark=0).alerts == []
+
+
+def test_an_anonymous_key_never_linked_alerts_under_its_own_key_when_the_hold_ends() -> None:
+    ps = PartitionState(0, policy(anonymous_hold=HOLD))
+    anon = "~anon:a1"
+    assert process(ps, *(complaint(f"A{i}", i, key=anon) for i in range(3))).alerts == []
+    assert ps.expire(NOW + HOLD - 1, watermark=0).alerts == []
+    [alert] = ps.expire(NOW + HOLD, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == (anon, T0 + days(2))
+    # The hold survives a restart (it is in the changelog), and the alert is not raised twice.
+    restored = PartitionState(0, policy(anonymous_hold=HOLD))
+    restored.restore(ps.data.items())
+    assert restored.expire(NOW + 3 * HOLD, watermark=0).alerts == []
+    held = PartitionState(0, policy(anonymous_hold=HOLD))
+    process(held, *(complaint(f"A{i}", i, key=anon) for i in range(3)))
+    again = PartitionState(0, policy(anonymous_hold=HOLD))
+    again.restore(held.data.items())
+    assert [a.customer_key for a in again.expire(NOW + HOLD, watermark=0).alerts] == [anon]
