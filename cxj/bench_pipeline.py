@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 
 from cxj.demo import WorkerProcess, wait_drained
-from cxj.errors import StackError
-from cxj.settings import ClickHouseDSN, Settings, load_settings
 from cxj.simulate import SimulationConfig, generate_raw, produce
+from schemas.errors import StackError
+from schemas.settings import ClickHouseDSN, Settings, load_settings
 
 __all__ = ["PipelineBenchConfig", "Scenario", "reset_stack_data", "run_pipeline_bench"]
 
@@ -159,7 +159,7 @@ def _delta_buckets(before: list[str], after: list[str], name: str) -> dict[float
 
 def _wait_assigned(workers: list[WorkerProcess], partitions: int, deadline: float) -> None:
     """Until the workers together hold every touchpoints and stitch partition."""
-    from streams.topics import STITCH, TOUCHPOINTS
+    from streams.runtime.topics import STITCH, TOUCHPOINTS
 
     while time.monotonic() < deadline:
         held = {TOUCHPOINTS: 0.0, STITCH: 0.0}
@@ -244,7 +244,7 @@ def reset_stack_data(stack: Any, settings: Settings) -> None:
     """A fresh broker (in-memory topics) and a fresh database, then topics and schema."""
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
-    from streams.topics import create_topics
+    from streams.runtime.topics import create_topics
 
     stack.stop("kafka")
     stack.start("kafka")
@@ -370,12 +370,12 @@ def _machine() -> dict[str, Any]:
     import os
     import platform
 
-    import streams
+    from streams.runtime import native
 
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         # The workers import the same build: compiled pure logic (mypyc) or plain Python.
-        "native": streams.NATIVE,
+        "native": native.active(),
     }

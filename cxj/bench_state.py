@@ -19,7 +19,7 @@ import orjson
 from pydantic import SecretStr
 
 from cxj.bench_pipeline import status_mb
-from cxj.settings import Settings
+from schemas.settings import Settings
 
 __all__ = ["StateBenchConfig", "run_state_bench"]
 
@@ -50,15 +50,12 @@ def _events(first: int, last: int, now: datetime) -> list[dict[str, Any]]:
 
 
 def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]:
-    import streams
-    from schemas.records import with_key
-    from streams.agents import ingest_config_from, policy_from
-    from streams.codec import Item
-    from streams.identity import route_key
-    from streams.ingest import Message, ingest
-    from streams.processor import PartitionState
-    from streams.producer import partition_for
-    from streams.worker import tune_gc
+    from streams.domain.ingest import Message, ingest
+    from streams.domain.processor import PartitionState
+    from streams.domain.routing import route
+    from streams.runtime import native
+    from streams.runtime.agents import ingest_config_from, policy_from
+    from streams.runtime.worker import tune_gc
 
     tune_gc()  # as in a worker
     if settings.pii_secret is None:  # no stack needed: a throwaway key, the hashes are never kept
@@ -71,11 +68,7 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     for first in range(0, cfg.customers, _BATCH):
         raw = orjson.dumps({"events": _events(first, min(first + _BATCH, cfg.customers), now)})
         result = ingest([Message(raw, "bench", 0, first, now_ms)], ingest_cfg, now_ms)
-        routed: dict[int, list[Item]] = {}
-        for rec in result.records:
-            key = route_key(rec, {}.get)
-            routed.setdefault(partition_for(key, _PARTITIONS), []).append(Item("tp", key, with_key(rec, key)))
-        for p, items in routed.items():
+        for p, items in route(result.records, {}.get, _PARTITIONS).by_partition.items():
             states[p].process(items, now_ms, now_ms - 60_000)
     gc.collect()
     keys = sum(len(s.data) for s in states.values())
@@ -89,5 +82,5 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
         "process_bytes_per_customer": round((after - before) * 1024 * 1024 / keys, 1) if keys else 0.0,
         "rss_mb_before": round(before, 1),
         "rss_mb_after": round(after, 1),
-        "native": streams.NATIVE,
+        "native": native.active(),
     }

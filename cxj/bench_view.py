@@ -16,7 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cxj.settings import ClickHouseDSN, Settings
+from schemas.settings import ClickHouseDSN, Settings
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from cxj.settings import Settings
 from schemas.records import DLQ_HEADER_PREFIX
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.queries import checks
-from streams.topics import DLQ
+from streams.runtime.topics import DLQ
 
 __all__ = ["CheckResult", "dlq_check", "render", "run_checks"]
 

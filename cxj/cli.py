@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cxj.errors import CxjError
-from cxj.settings import Settings, load_settings
+from schemas.errors import CxjError
+from schemas.settings import Settings, load_settings
 
 __all__ = ["app", "main"]
 
@@ -48,6 +48,9 @@ def _global(
     clickhouse_url: Annotated[str | None, typer.Option(help="CXJ_CLICKHOUSE_URL")] = None,
 ) -> None:
     ctx.obj = {"home": home, "kafka_bootstrap": kafka_bootstrap, "clickhouse_url": clickhouse_url}
+    from streams.runtime.native import use_compiled
+
+    use_compiled()  # before any command imports the domain (commands import lazily)
 
 
 # --- stack -------------------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def init(ctx: typer.Context) -> None:
     """Create the topics (explicit partitions and configs) and migrate the ClickHouse schema (as the administrator)."""
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
-    from streams.topics import create_topics
+    from streams.runtime.topics import create_topics
 
     settings = _settings(ctx)
     created = create_topics(settings)
@@ -124,7 +127,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info, debug")] = "warn",
 ) -> None:
     """Run the Faust worker (ingest, stitch, identity arbiter; metrics at /metrics)."""
-    from streams.worker import run_worker
+    from streams.runtime.worker import run_worker
 
     run_worker(_settings(ctx, worker_web_port=web_port), loglevel=loglevel)
 
@@ -299,7 +302,7 @@ def native(
     check: Annotated[bool, typer.Option(help="Fail when the build fails (default: warn, run as plain Python)")] = False,
 ) -> None:
     """The pure domain logic compiled with mypyc (about 1.5x faster); plain Python when absent or stale."""
-    from streams import native as nat
+    from streams.runtime import native as nat
 
     root = nat.native_dir()
     if action == "status":

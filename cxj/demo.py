@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from cxj.errors import StackError
-from cxj.settings import Settings, load_settings
+from schemas.errors import StackError
+from schemas.settings import Settings, load_settings
 
 __all__ = ["WorkerProcess", "run_demo", "wait_drained"]
 
@@ -95,7 +95,7 @@ class WorkerProcess:
 
 def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> float:
     """Block until the worker group has committed every input offset (twice in a row)."""
-    from streams.topics import consumer_lag
+    from streams.runtime.topics import consumer_lag
 
     deadline = time.monotonic() + timeout
     quiet = 0
@@ -120,7 +120,7 @@ def run_demo(
     from deploy.local.stack import LocalStack
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
-    from streams.topics import create_topics
+    from streams.runtime.topics import create_topics
 
     console.rule("[bold]1. local stack")
     LocalStack(settings).up()

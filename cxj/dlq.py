@@ -13,10 +13,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cxj.errors import StackError
-from cxj.settings import Settings
+from schemas.errors import StackError
 from schemas.records import RejectReason
-from streams.topics import DLQ, TOUCHPOINTS
+from schemas.settings import Settings
+from streams.runtime.topics import DLQ, TOUCHPOINTS
 
 __all__ = ["REPLAY_GROUP", "ReplayStats", "replay"]
 

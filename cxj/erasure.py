@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from streams.identity import ANON_PREFIX, is_anonymous
+from streams.domain.identity import ANON_PREFIX, is_anonymous
 
 __all__ = ["SUBJECTS_TABLE", "ErasurePlan", "delete_statement", "deletions", "subject_rows", "text_pattern"]
 

@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cxj.erasure import SUBJECTS_TABLE, ErasurePlan, delete_statement, deletions, subject_rows
-from cxj.errors import ConfigError, StackError
-from cxj.settings import Settings
+from schemas.errors import ConfigError, StackError
 from schemas.records import ForgetRequest
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
-from streams.codec import encode_forget
-from streams.identity import ANON_PREFIX, is_anonymous, self_key
-from streams.ingest import IDENTIFIER_TYPES
-from streams.pii import hash_pii, normalize_email, normalize_phone
-from streams.topics import CLAIMS
+from streams.domain.codec import encode_forget
+from streams.domain.identity import ANON_PREFIX, is_anonymous, self_key
+from streams.domain.ingest import IDENTIFIER_TYPES
+from streams.domain.pii import hash_pii, normalize_email, normalize_phone
+from streams.runtime.topics import CLAIMS
 
 __all__ = ["ForgetReport", "forget", "identifier_of", "plan", "resolve"]
 

@@ -4,52 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from sinks.clickhouse import ClickHouse
+from sinks.queries import load
 
 __all__ = ["Report", "collect", "render"]
-
-# Live customers only: a key merged into another keeps a zeroed row that points at it.
-_RISK: Final = """
-SELECT toString(churn_risk) AS risk, count() AS customers, round(avg(experience_score), 1),
-       round(sum(lifetime_value), 2)
-FROM {db}.customer_experience FINAL
-WHERE merged_into = ''
-GROUP BY risk ORDER BY min(toUInt8(churn_risk)) DESC
-"""
-_BY_CHANNEL_SIGNAL: Final = """
-SELECT channel, signal, dimension, uniqExact(customer_key, experience_key) AS experiences,
-       count() AS touchpoints
-FROM {db}.experience_signals FINAL
-WHERE polarity = -1
-GROUP BY channel, signal, dimension
-ORDER BY experiences DESC, channel, signal
-LIMIT %(limit)s
-"""
-_ALERTS: Final = """
-SELECT a.triggered_at, if(o.customer_key = '', a.customer_key, o.customer_key), a.dissatisfied_90d,
-       a.experience_keys, a.signals, a.lifetime_value
-FROM (SELECT *, customer_key AS stitched_key FROM {db}.churn_alerts FINAL) AS a
-ANY LEFT JOIN (
-    SELECT stitched_key, argMax(customer_key, version) AS customer_key
-    FROM {db}.identity_overrides GROUP BY stitched_key
-) AS o USING (stitched_key)
-ORDER BY a.triggered_at DESC, a.alert_id
-LIMIT %(limit)s
-"""
-_TOTALS: Final = """
-SELECT
-    (SELECT count() FROM {db}.touchpoints FINAL),
-    (SELECT count() FROM {db}.dead_letters),
-    (SELECT count() FROM {db}.customer_experience FINAL WHERE merged_into = ''),
-    (SELECT count() FROM {db}.churn_alerts FINAL),
-    (SELECT count() FROM {db}.journeys FINAL WHERE merged_into = '')
-"""
-_REJECTIONS: Final = "SELECT reason, count() FROM {db}.dead_letters GROUP BY reason ORDER BY count() DESC"
 
 
 @dataclass
@@ -72,18 +35,19 @@ class Report:
 
 
 def collect(ch: ClickHouse, *, limit: int = 10) -> Report:
-    """Read the report's figures (exact reads: FINAL)."""
-    totals = ch.query(_TOTALS)[0]
+    """Read the report's figures, each from its query in sinks/queries/ (exact reads: FINAL)."""
+    db = ch.database
+    totals = ch.query(load("report_totals", db))[0]
     return Report(
         touchpoints=totals[0],
         dead_letters=totals[1],
         customers=totals[2],
         alerts=totals[3],
         journeys=totals[4],
-        risk=[tuple(r) for r in ch.query(_RISK)],  # type: ignore[misc]
-        dissatisfaction=[tuple(r) for r in ch.query(_BY_CHANNEL_SIGNAL, {"limit": limit * 2})],  # type: ignore[misc]
-        latest_alerts=[tuple(r) for r in ch.query(_ALERTS, {"limit": limit})],  # type: ignore[misc]
-        rejections=[tuple(r) for r in ch.query(_REJECTIONS)],  # type: ignore[misc]
+        risk=[(str(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in ch.query(load("risk_distribution", db))],
+        dissatisfaction=[tuple(r[:5]) for r in ch.query(load("dissatisfaction_by_channel_signal", db))][: limit * 2],  # type: ignore[misc]
+        latest_alerts=[tuple(r) for r in ch.query(load("latest_alerts", db))][:limit],  # type: ignore[misc]
+        rejections=[tuple(r) for r in ch.query(load("dead_letters_by_reason", db))],  # type: ignore[misc]
     )
 
 
@@ -101,7 +65,7 @@ def render(report: Report, console: Console) -> None:
         style = {"high": "bold red", "elevated": "yellow"}.get(level, "")
         risk.add_row(f"[{style}]{level}[/]" if style else level, f"{n:,}", f"{score:.1f}", f"{ltv:,.2f}")
     console.print(risk)
-    dis = Table(title="Dissatisfaction by channel and signal")
+    dis = Table(title="Dissatisfaction by channel and signal, last 90 days")
     for col in ("channel", "signal", "dimension", "experiences", "touchpoints"):
         dis.add_column(col, justify="right" if col in ("experiences", "touchpoints") else "left")
     for channel, signal, dim, exps, tps in report.dissatisfaction:

@@ -32,11 +32,11 @@ from typing import Any, Final
 import orjson
 import phonenumbers
 
-from cxj.errors import StackError
-from cxj.settings import Settings
+from schemas.errors import StackError
 from schemas.records import RejectReason
+from schemas.settings import Settings
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
-from streams.pii import normalize_phone
+from streams.domain.pii import normalize_phone
 
 __all__ = [
     "INVALID_REASONS",

@@ -9,8 +9,8 @@ from typing import Any, Final
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
-from cxj.errors import SinkError, SinkUnavailable
-from cxj.settings import ClickHouseDSN
+from schemas.errors import SinkError, SinkUnavailable
+from schemas.settings import ClickHouseDSN
 
 __all__ = ["ClickHouse", "to_columns"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
-from cxj.errors import MigrationError, SinkError
+from schemas.errors import MigrationError, SinkError
 from sinks.clickhouse import ClickHouse
 
 __all__ = ["Migration", "applied", "load_migrations", "migrate", "split_statements"]

@@ -7,15 +7,28 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from cxj.errors import SinkError, SinkUnavailable
+from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import ROWS_BY_TABLE, DeadLetterRow
 from sinks.clickhouse import ClickHouse
-from streams.dead_letters import bare_dead_letter, refused_row
-from streams.metrics import Metrics
+from streams.domain.dead_letters import bare_dead_letter, refused_row
 
-__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter"]
+__all__ = ["TABLE_ORDER", "Batch", "ClickHouseWriter", "SinkMetrics"]
+
+
+class _Labelled(Protocol):
+    def labels(self, *values: str) -> Any: ...
+
+
+class SinkMetrics(Protocol):
+    """The counters the writer keeps (the worker's Prometheus bundle has them: streams/runtime/metrics.py)."""
+
+    sink_rows: _Labelled
+    sink_batch_seconds: _Labelled
+    sink_errors: _Labelled
+    sink_rejected_rows: _Labelled
+
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +84,7 @@ class ClickHouseWriter:
     def __init__(
         self,
         ch: ClickHouse,
-        metrics: Metrics | None = None,
+        metrics: SinkMetrics | None = None,
         *,
         max_backoff: float = 30.0,
         stop: threading.Event | None = None,

@@ -1,6 +1,5 @@
-"""The Faust app, its agents, and the pure domain logic they call."""
+"""Stream processing: `streams.domain` (the pure per-touchpoint logic) and `streams.runtime` (its Faust wiring).
 
-from streams.native import activate as _activate
-
-# The pure logic's compiled build, when one matches these sources (see streams/native.py).
-NATIVE = _activate(__path__)
+Importing this package, or either subpackage, does nothing else: the compiled build of the domain is
+turned on by `streams.runtime.native.use_compiled()`, the Faust patches by `create_app`.
+"""

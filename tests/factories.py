@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.records import TouchpointRecord
-from streams.customer import DAY_MS, Policy
-from streams.ingest import IngestConfig, Message, ingest
-from streams.journeys import JourneyPolicy
-from streams.signals import Classifier
+from streams.domain.customer import DAY_MS, Policy
+from streams.domain.ingest import IngestConfig, Message, ingest
+from streams.domain.journeys import JourneyPolicy
+from streams.domain.signals import Classifier
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 SECRET = b"test-secret-0123456789"

@@ -54,6 +54,6 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The pure logic compiled with mypyc (streams/native.py): rebuilt only when a source changed; a
+# The pure logic compiled with mypyc (streams/runtime/native.py): rebuilt only when a source changed; a
 # failed build is reported and the pipeline runs the same modules as plain Python.
 "$VENV/bin/cxj" native build

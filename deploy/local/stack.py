@@ -33,9 +33,9 @@ from urllib.parse import quote
 
 import yaml
 
-from cxj.errors import StackError
-from cxj.settings import Settings
 from deploy.local.clickhouse_config import server_config, users_config
+from schemas.errors import StackError
+from schemas.settings import Settings
 
 __all__ = ["COMPONENTS", "ComponentStatus", "LocalStack", "tansu_binary"]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from cxj.demo import WorkerProcess
-from cxj.settings import Settings, load_settings
 from deploy.local.stack import LocalStack
+from schemas.settings import Settings, load_settings
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
-from streams.topics import create_topics
+from streams.runtime.topics import create_topics
 from tests.integration.pipeline_support import WebhookReceiver, free_ports
 
 RECEIVERS: dict[str, WebhookReceiver] = {}

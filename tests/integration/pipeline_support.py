@@ -11,7 +11,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cxj.demo import wait_drained
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 
 __all__ = ["WebhookReceiver", "consume_all", "free_ports", "produce", "query", "send_and_drain"]

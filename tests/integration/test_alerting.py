@@ -14,7 +14,7 @@ import orjson
 import pytest
 import yaml
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 from tests.integration.pipeline_support import WebhookReceiver, send_and_drain
 from tests.stories import identity_story
 

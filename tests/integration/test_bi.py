@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cxj.report_html import collect_html, render_html
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks import queries
 from sinks.clickhouse import ClickHouse
 from tests.factories import touchpoint
@@ -28,7 +28,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "grafan
 
 @pytest.fixture(scope="module")
 def traffic(pipeline: Settings) -> Settings:
-    """Three identity stories (three strikes each) and some happy traffic, drained into ClickHouse."""
+    """Three identity stories (three strikes each), some happy traffic and a broken payload, drained."""
     start = datetime.now(UTC) - timedelta(days=5)  # the story spans 80 hours
     events = []
     for _ in range(3):
@@ -45,7 +45,7 @@ def traffic(pipeline: Settings) -> Settings:
             touchpoint("delivered", channel="logistics", identity=who, at=start + timedelta(hours=i + 20),
                        context=order),
         ]  # fmt: skip
-    send_and_drain(pipeline, events)
+    send_and_drain(pipeline, [*events, b"{not json"])  # and one dead letter, for dead_letters_by_reason
     return pipeline
 
 

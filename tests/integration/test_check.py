@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from cxj.check import run_checks
-from cxj.settings import Settings
 from schemas.rows import AlertRow, CustomerRow, IdentityOverrideRow, JourneyRow, SignalRow
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.writer import Batch, ClickHouseWriter
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cxj.dlq import replay
-from cxj.settings import Settings
+from schemas.settings import Settings
 from tests.factories import touchpoint
 from tests.integration.pipeline_support import query, send_and_drain
 

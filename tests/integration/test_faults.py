@@ -19,9 +19,9 @@ import pytest
 
 from cxj.bench_pipeline import reset_stack_data
 from cxj.demo import WorkerProcess, wait_drained
-from cxj.settings import Settings, load_settings
 from cxj.simulate import SimulationConfig, generate_raw, produce
 from deploy.local.stack import LocalStack
+from schemas.settings import Settings, load_settings
 from tests.integration.pipeline_support import free_ports, query
 
 pytestmark = pytest.mark.integration
@@ -177,8 +177,8 @@ def _expected_ids(settings: Settings) -> set[str]:
     """Distinct event ids the contract accepts from this traffic, by the pure ingest on the same bytes."""
     import orjson
 
-    from streams.agents import ingest_config_from
-    from streams.ingest import Message, ingest
+    from streams.domain.ingest import Message, ingest
+    from streams.runtime.agents import ingest_config_from
 
     cfg = ingest_config_from(settings)
     now_ms = int(time.time() * 1000)
@@ -218,7 +218,7 @@ def test_a_broker_restart_is_survived_for_new_traffic(fault_stack: tuple[LocalSt
     """Tansu keeps nothing across a restart: topics and offsets are gone. What can be checked here is that
     the worker process reconnects and processes what arrives after the topics are back (README: Apache Kafka
     keeps topics and committed offsets, so the same worker resumes where it committed)."""
-    from streams.topics import create_topics
+    from streams.runtime.topics import create_topics
 
     stack, settings = fault_stack
     reset_stack_data(stack, settings)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from cxj.forget import forget, identifier_of
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from tests.factories import touchpoint
 from tests.integration.pipeline_support import consume_all, query, send_and_drain, string_columns

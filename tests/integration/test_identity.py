@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from cxj.demo import WorkerProcess
-from cxj.settings import Settings
+from schemas.settings import Settings
 from tests.integration.pipeline_support import consume_all, free_ports, query, send_and_drain
 from tests.stories import Story, identity_story
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 from tests.factories import touchpoint
 from tests.integration.pipeline_support import consume_all, query, send_and_drain
 

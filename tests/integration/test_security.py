@@ -15,9 +15,9 @@ from clickhouse_driver.errors import ServerException
 from typer.testing import CliRunner
 
 from cxj.cli import app
-from cxj.errors import MigrationError
-from cxj.settings import ClickHouseDSN, Settings, load_settings
 from deploy.local.clickhouse_config import BI_PROFILE
+from schemas.errors import MigrationError
+from schemas.settings import ClickHouseDSN, Settings, load_settings
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
 from tests.factories import touchpoint

@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry
 from schemas.touchpoint import CHANNELS, EVENT_TYPES_V1
 from sinks.clickhouse import ClickHouse
 from sinks.writer import Batch, ClickHouseWriter
-from streams.codec import Item
-from streams.dead_letters import dead_letter_row
-from streams.ingest import IngestConfig, Message, ingest
-from streams.metrics import Metrics
-from streams.processor import PartitionState, alert_row
+from streams.domain.codec import Item
+from streams.domain.dead_letters import dead_letter_row
+from streams.domain.ingest import IngestConfig, Message, ingest
+from streams.domain.processor import PartitionState, alert_row
+from streams.runtime.metrics import PipelineMetrics
 from tests.factories import SECRET, policy
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ def writer(scratch: ClickHouse) -> tuple[ClickHouseWriter, CollectorRegistry]:
     # A scratch database: every example stitches with a fresh state, so the same key (a hashed phone in
     # customer_id) gets rows from unrelated states, which no pipeline writes (cxj check would flag them).
     registry = CollectorRegistry()
-    return ClickHouseWriter(scratch, Metrics.create(registry)), registry
+    return ClickHouseWriter(scratch, PipelineMetrics.create(registry)), registry
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

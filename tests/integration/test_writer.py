@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from cxj.settings import Settings
 from schemas.rows import DeadLetterRow
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.writer import Batch, ClickHouseWriter
 
@@ -54,11 +54,11 @@ def test_a_row_clickhouse_refuses_becomes_a_dead_letter_and_its_neighbours_land(
     from prometheus_client import CollectorRegistry
 
     from schemas.rows import SignalRow
-    from streams.metrics import Metrics
+    from streams.runtime.metrics import PipelineMetrics
 
     registry = CollectorRegistry()
     ch = ClickHouse(pipeline.clickhouse)
-    writer = ClickHouseWriter(ch, Metrics.create(registry))
+    writer = ClickHouseWriter(ch, PipelineMetrics.create(registry))
     run = uuid.uuid4().hex[:8]
 
     def signal(n: int, occurred_at: int) -> SignalRow:

@@ -6,7 +6,7 @@ import gc
 from pathlib import Path
 
 from cxj.bench_state import StateBenchConfig, run_state_bench
-from cxj.settings import Settings
+from schemas.settings import Settings
 
 
 def test_every_customer_becomes_one_key_with_its_state_measured(tmp_path: Path) -> None:

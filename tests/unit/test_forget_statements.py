@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from cxj.erasure import ErasurePlan
-from cxj.errors import StackError
 from cxj.forget import _erase
+from schemas.errors import StackError
 from sinks.clickhouse import ClickHouse
 
 PLAN = ErasurePlan("C-1", ("anon:a-1", "phone:h1"), ("C-1", "~anon:a-1", "~phone:h1"), ("j-1",))

@@ -13,8 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-from cxj.errors import StackError
-from cxj.settings import Settings
 from cxj.simulate import (
     INVALID_REASONS,
     Pacer,
@@ -24,9 +22,11 @@ from cxj.simulate import (
     messages,
     produce,
 )
+from schemas.errors import StackError
 from schemas.records import TouchpointRecord
-from streams.ingest import IngestConfig, IngestResult, Message, ingest
-from streams.pii import normalize_email, normalize_phone
+from schemas.settings import Settings
+from streams.domain.ingest import IngestConfig, IngestResult, Message, ingest
+from streams.domain.pii import normalize_email, normalize_phone
 from tests.factories import SECRET, policy
 from tests.unit.streams.cluster import Cluster
 

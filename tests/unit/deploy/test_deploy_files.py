@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks.cluster import cluster_schema
-from streams import topics
+from streams.runtime import topics
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "deploy" / "compose"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from cxj.settings import Settings
 from deploy.local import stack
 from deploy.local.clickhouse_config import BI_PROFILE, BI_QUOTA, WRITER_PROFILE, users_config
 from deploy.local.stack import COMPONENTS, LocalStack
+from schemas.settings import Settings
 
 CREDS = {"admin_password": "a" * 24, "writer_password": "w" * 24, "bi_password": "b" * 24, "pii_secret": "p" * 24}
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from cxj.settings import Settings
 from deploy.local.stack import LocalStack
-from streams.metrics import Metrics
+from schemas.settings import Settings
+from streams.runtime.metrics import PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -29,7 +29,7 @@ STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 SELECTOR = re.compile(r"\b(cx_[a-z0-9_]+)\s*\{([^}]*)\}")
 MATCHER_LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
-# Added by the scrape (job, instance) or by the histogram (le), never declared in streams/metrics.py.
+# Added by the scrape (job, instance) or by the histogram (le), never declared in streams/runtime/metrics.py.
 TARGET_LABELS = frozenset({"job", "instance"})
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
 
@@ -52,7 +52,7 @@ def _assert_ok(done: subprocess.CompletedProcess[str]) -> None:
 def _exported() -> tuple[set[str], dict[str, frozenset[str]]]:
     """Sample names a scrape of the worker can show, and each family's label names, from the real registry."""
     registry = CollectorRegistry()
-    metrics = Metrics.create(registry)
+    metrics = PipelineMetrics.create(registry)
     names = {family.name + suffix for family in registry.collect() for suffix in SUFFIXES[family.type]}
     labels: dict[str, frozenset[str]] = {}
     for field in dataclasses.fields(metrics):
@@ -162,7 +162,7 @@ def test_rule_reads_only_exported_metrics_and_labels(item: tuple[str, dict[str, 
     for recorded in RECORDED_NAME.findall(code):
         assert recorded in RECORDED, f"{recorded} is not recorded by any rule under deploy/prometheus/rules"
     for name in CX_NAME.findall(RECORDED_NAME.sub(" ", code)):
-        assert name in EXPORTED, f"{name} is not exported by streams/metrics.py (exported: {sorted(EXPORTED)})"
+        assert name in EXPORTED, f"{name} is not exported by streams/runtime/metrics.py (exported: {sorted(EXPORTED)})"
     for name, matchers in SELECTOR.findall(rule["expr"]):
         allowed = LABELS[_family(name)] | TARGET_LABELS | ({"le"} if name.endswith("_bucket") else set())
         for label in MATCHER_LABEL.findall(matchers):

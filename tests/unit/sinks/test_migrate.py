@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cxj.errors import MigrationError, SinkError
+from schemas.errors import MigrationError, SinkError
 from schemas.rows import ROWS_BY_TABLE
 from sinks.migrate import _ADD_COLUMN, Migration, load_migrations, migrate, split_statements
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from clickhouse_driver.errors import ServerException
 
-from cxj.errors import MigrationError, SinkError
-from cxj.settings import ClickHouseDSN
+from schemas.errors import MigrationError, SinkError
+from schemas.settings import ClickHouseDSN
 from sinks.migrate import Migration, migrate
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from cxj.errors import SinkError, SinkUnavailable
+from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import DeadLetterRow, SignalRow
 from sinks.writer import Batch, ClickHouseWriter
-from streams.metrics import Metrics
+from streams.runtime.metrics import PipelineMetrics
 
 POISON = 2**40  # a DateTime no column holds
 
@@ -51,7 +51,7 @@ def dead(offset: int, payload_hash: str = "h", topic: str = "cx.touchpoints") ->
 
 
 def writer(ch: FakeClickHouse, registry: CollectorRegistry | None = None) -> ClickHouseWriter:
-    metrics = Metrics.create(registry) if registry is not None else None
+    metrics = PipelineMetrics.create(registry) if registry is not None else None
     return ClickHouseWriter(ch, metrics, sleep=lambda _: None, wall_clock=lambda: 1_800_000_000.0)  # type: ignore[arg-type]
 
 

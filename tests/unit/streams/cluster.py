@@ -11,11 +11,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from schemas.records import LinkClaim, TouchpointRecord
-from streams.codec import Forward, Item, decode_entry
-from streams.customer import CustomerState, Policy
-from streams.identity import IdentityGraph, claim_for, route_key
-from streams.processor import Output, PartitionState
-from streams.producer import partition_for
+from streams.domain.codec import Forward, Item, decode_entry
+from streams.domain.customer import CustomerState, Policy
+from streams.domain.identity import IdentityGraph
+from streams.domain.processor import Output, PartitionState
+from streams.domain.routing import partition_for, route
 
 NOW = 2_000_000_000_000
 
@@ -43,13 +43,10 @@ class Cluster:
         self.inbox.extend(records)
 
     def _stage1(self) -> None:
-        rec = self.inbox.popleft()
-        key = route_key(rec, self.replica.get)
-        rec = rec._replace(key=key)
-        claim = claim_for(rec, key, self.replica.get)
-        if claim is not None:
-            self.claims.append(claim)
-        self.queues[partition_for(key, self.partitions)].append(Item("tp", key, rec))
+        routed = route([self.inbox.popleft()], self.replica.get, self.partitions)
+        self.claims.extend(routed.claims)
+        for p, items in routed.by_partition.items():
+            self.queues[p].extend(items)
 
     def _arbiter(self) -> None:
         outcome = self.graph.apply(self.claims.popleft())

@@ -12,16 +12,16 @@ import pytest
 from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks.writer import Batch
-from streams.agents import Pipeline
-from streams.app import create_app
-from streams.codec import decode_items
-from streams.flush import Flusher
-from streams.identity import IdentityGraph
-from streams.metrics import Metrics
-from streams.producer import partition_for
-from streams.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH
+from streams.domain.codec import decode_items
+from streams.domain.identity import IdentityGraph
+from streams.domain.routing import partition_for
+from streams.runtime.agents import Pipeline
+from streams.runtime.app import create_app
+from streams.runtime.flush import Flusher
+from streams.runtime.metrics import PipelineMetrics
+from streams.runtime.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH
 from tests.factories import touchpoint
 
 
@@ -87,7 +87,7 @@ async def _no_changelog(partition: int) -> list[tuple[str, bytes | None]]:
 def pipeline(tmp_path: Path) -> tuple[Pipeline, MemorySender, MemoryWriter]:
     settings = Settings(home=tmp_path, pii_secret="agent-test-secret-0123456789")  # type: ignore[arg-type]
     registry = CollectorRegistry()
-    metrics = Metrics.create(registry)
+    metrics = PipelineMetrics.create(registry)
     writer = MemoryWriter()
     sender = MemorySender()
     flusher = Flusher(writer, metrics, interval=3600)  # type: ignore[arg-type]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cxj.settings import Settings
-from streams.app import create_app
+from schemas.settings import Settings
+from streams.runtime.app import create_app
 
 
 @pytest.mark.parametrize("wait_ms", [50, 250])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.records import LinkClaim, TouchpointRecord
-from streams.codec import (
+from streams.domain.codec import (
     Forward,
     Item,
     decode_claims,
@@ -17,7 +17,7 @@ from streams.codec import (
     encode_items,
     encode_state,
 )
-from streams.customer import CustomerState, event_hash
+from streams.domain.customer import CustomerState, event_hash
 from tests.factories import T0, days, policy, record
 
 P = policy()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from schemas.records import TouchpointRecord
-from streams.customer import DAY_MS, Applied, CustomerState, Policy, event_hash
+from streams.domain.customer import DAY_MS, Applied, CustomerState, Policy, event_hash
 from tests.factories import T0, days, policy, record
 
 P = policy()

@@ -8,8 +8,8 @@ import time
 from prometheus_client import CollectorRegistry
 
 from sinks.writer import Batch
-from streams.flush import Flusher
-from streams.metrics import Metrics
+from streams.runtime.flush import Flusher
+from streams.runtime.metrics import PipelineMetrics
 
 
 class SlowWriter:
@@ -28,7 +28,7 @@ class SlowWriter:
 async def test_flushes_start_one_interval_apart_however_long_the_insert_takes() -> None:
     registry = CollectorRegistry()
     writer = SlowWriter(0.3)
-    flusher = Flusher(writer, Metrics.create(registry), interval=0.4)  # type: ignore[arg-type]
+    flusher = Flusher(writer, PipelineMetrics.create(registry), interval=0.4)  # type: ignore[arg-type]
     flusher.start()
 
     async def feed() -> None:

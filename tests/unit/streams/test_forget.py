@@ -7,13 +7,13 @@ import re
 import pytest
 
 from cxj.erasure import ErasurePlan, delete_statement, deletions, subject_rows, text_pattern
-from cxj.errors import ConfigError
 from cxj.forget import identifier_of
-from cxj.settings import Settings
+from schemas.errors import ConfigError
 from schemas.records import ForgetRequest, LinkClaim
-from streams.codec import Forward, Item, decode_claims, decode_entry, encode_claims, encode_forget
-from streams.identity import IdentityGraph
-from streams.processor import PartitionState
+from schemas.settings import Settings
+from streams.domain.codec import Forward, Item, decode_claims, decode_entry, encode_claims, encode_forget
+from streams.domain.identity import IdentityGraph
+from streams.domain.processor import PartitionState
 from tests.factories import SECRET, T0, days, policy, record
 
 NOW = 2_000_000_000_000

@@ -31,10 +31,9 @@ from schemas.touchpoint import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
 )
-from streams.agents import Pipeline
-from streams.dead_letters import dead_letter_row
-from streams.ingest import IDENTIFIER_TYPES, IngestConfig, IngestResult, Message, ingest
-from streams.pii import (
+from streams.domain.dead_letters import dead_letter_row
+from streams.domain.ingest import IDENTIFIER_TYPES, IngestConfig, IngestResult, Message, ingest
+from streams.domain.pii import (
     has_control,
     hash_pii,
     is_blank,
@@ -45,7 +44,8 @@ from streams.pii import (
     redact_label,
     redact_text,
 )
-from streams.topics import DLQ
+from streams.runtime.agents import Pipeline
+from streams.runtime.topics import DLQ
 from tests.factories import SECRET, T0, touchpoint
 
 CFG = IngestConfig(SECRET, "CN", frozenset({"null", "0"}))
@@ -415,7 +415,7 @@ def inner_control(value: str) -> bool:
 
 
 def private(value: str) -> str:
-    """An id as stored: a phone or e-mail in it is its keyed hash (issue 11's policy, streams.pii.pii_in_id)."""
+    """An id as stored: a phone or e-mail in it is its keyed hash (issue 11's policy, streams.domain.pii.pii_in_id)."""
     found = pii_in_id(value, CFG.region)
     return value if found is None else f"{found[0]}:{hash_pii(SECRET, *found)}"
 

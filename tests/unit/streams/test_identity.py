@@ -7,10 +7,10 @@ import itertools
 import orjson
 import pytest
 
-from cxj.settings import DEFAULT_BLOCKLIST
 from schemas.records import LinkClaim, TouchpointRecord
-from streams.identity import IdentityGraph, claim_for, is_anonymous, route_key, self_key
-from streams.ingest import IngestConfig, Message, ingest
+from schemas.settings import DEFAULT_BLOCKLIST
+from streams.domain.identity import IdentityGraph, claim_for, is_anonymous, route_key, self_key
+from streams.domain.ingest import IngestConfig, Message, ingest
 from tests.factories import SECRET, T0, record, touchpoint
 
 NOBODY: dict[str, str] = {}

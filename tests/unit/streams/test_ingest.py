@@ -11,10 +11,10 @@ import pytest
 
 from schemas.records import RejectReason
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
-from streams.codec import Item, encode_items
-from streams.dead_letters import dead_letter_row
-from streams.ingest import IngestConfig, IngestResult, Message, ingest
-from streams.pii import hash_pii
+from streams.domain.codec import Item, encode_items
+from streams.domain.dead_letters import dead_letter_row
+from streams.domain.ingest import IngestConfig, IngestResult, Message, ingest
+from streams.domain.pii import hash_pii
 from tests.factories import SECRET, T0, touchpoint
 
 CFG = IngestConfig(SECRET, "CN", frozenset({"null", "0"}))

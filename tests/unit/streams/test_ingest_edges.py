@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.ingest import MAX_TIME_MS, IngestConfig, IngestResult, Message, ingest, kafka_time_ms
+from streams.domain.ingest import MAX_TIME_MS, IngestConfig, IngestResult, Message, ingest, kafka_time_ms
 from tests.factories import SECRET, touchpoint
 
 CFG = IngestConfig(SECRET, "CN", frozenset({"null", "0"}))

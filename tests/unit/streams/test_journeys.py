@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schemas.records import TouchpointRecord
-from streams.journeys import Journey, JourneyPolicy, anchor, assign, channel_names, merge_journeys
+from streams.domain.journeys import Journey, JourneyPolicy, anchor, assign, channel_names, merge_journeys
 from tests.factories import T0, days, record
 
 MINUTE = 60_000

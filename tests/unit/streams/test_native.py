@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-import streams
-import streams.customer
-import streams.ingest
-import streams.processor
-from streams import native
+import streams.domain
+import streams.domain.customer
+import streams.domain.ingest
+import streams.domain.processor
+from streams.runtime import native
 
-PACKAGE_DIR = Path(streams.__file__).parent
+PACKAGE_DIR = Path(streams.domain.__file__).parent
 
 
 def _build_dir(tmp_path: Path, manifest: dict[str, str]) -> Path:
     root = tmp_path / "native"
-    (root / "streams").mkdir(parents=True)
+    (root / "streams" / "domain").mkdir(parents=True)
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -34,7 +34,7 @@ def test_a_build_of_these_sources_goes_first_on_the_package_path(tmp_path: Path)
     root = _build_dir(tmp_path, native.manifest(PACKAGE_DIR))
     path = [str(PACKAGE_DIR)]
     assert native.activate(path, root) is True
-    assert path == [str(root / "streams"), str(PACKAGE_DIR)]
+    assert path == [str(root / "streams" / "domain"), str(PACKAGE_DIR)]
     assert str(root) in sys.path  # where mypyc's group library is imported from
 
 
@@ -64,9 +64,20 @@ def test_cxj_native_0_forces_plain_python(tmp_path: Path, monkeypatch: pytest.Mo
     assert native.activate([str(PACKAGE_DIR)], root) is False
 
 
+def test_importing_the_domain_or_the_runtime_turns_nothing_on() -> None:
+    # tests/conftest.py calls use_compiled() as the command line does; a bare import must not.
+    import subprocess
+
+    code = ("import streams.domain.processor, streams.runtime.native as n, streams.runtime.app; "
+            "print(n.active(), n.is_compiled(streams.domain.processor))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=PACKAGE_DIR.parents[1])  # fmt: skip
+    assert done.stdout.split() == ["False", "False"]
+
+
 def test_the_modules_in_use_are_the_ones_activation_chose() -> None:
     # `make test` builds the native modules and runs the unit tests both compiled and with CXJ_NATIVE=0.
-    for module in (streams.customer, streams.ingest, streams.processor):
-        assert native.is_compiled(module) is streams.NATIVE, module.__file__
-    if native.is_current() and streams.NATIVE:
-        assert Path(streams.processor.__file__).is_relative_to(native.native_dir())
+    for module in (streams.domain.customer, streams.domain.ingest, streams.domain.processor):
+        assert native.is_compiled(module) is native.active(), module.__file__
+    if native.is_current() and native.active():
+        assert Path(streams.domain.processor.__file__).is_relative_to(native.native_dir())

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.records import TouchpointRecord
-from streams.customer import CustomerState
-from streams.risk import crossings, high_until
+from streams.domain.customer import CustomerState
+from streams.domain.risk import crossings, high_until
 from tests.factories import T0, policy, record
 from tests.unit.streams.cluster import Cluster
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from schemas.records import TouchpointRecord
 from schemas.rows import JourneyRow
-from streams.customer import DAY_MS, CustomerState
-from streams.journeys import row_id
-from streams.risk import HIGH_RISK_THRESHOLD, attribute_alerts, episodes
+from streams.domain.customer import DAY_MS, CustomerState
+from streams.domain.journeys import row_id
+from streams.domain.risk import HIGH_RISK_THRESHOLD, attribute_alerts, episodes
 from tests.factories import T0, policy, record
 from tests.unit.streams.cluster import Cluster
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from streams.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact, redact_text
+from streams.domain.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact, redact_text
 from tests.factories import SECRET
 
 BLOCKLIST = frozenset({"null", "undefined", "-1", "n/a"})

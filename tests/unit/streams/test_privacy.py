@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.dead_letters import dead_letter_row
-from streams.ingest import IngestConfig, IngestResult, Message, ingest
-from streams.pii import hash_pii, pii_in_id, redact_label
+from streams.domain.dead_letters import dead_letter_row
+from streams.domain.ingest import IngestConfig, IngestResult, Message, ingest
+from streams.domain.pii import hash_pii, pii_in_id, redact_label
 from tests.factories import SECRET, touchpoint
 
 CFG = IngestConfig(SECRET, "CN", frozenset({"null", "0"}))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.records import ChurnAlert, TouchpointRecord
-from streams.codec import Item, decode_state
-from streams.processor import Output, PartitionState
+from streams.domain.codec import Item, decode_state
+from streams.domain.processor import Output, PartitionState
 from tests.factories import T0, days, policy, record
 
 NOW = 2_000_000_000_000

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.rules import DEFAULT_RULES, RepeatContactRule, SignalRules
-from streams.customer import DAY_MS, CustomerState, Policy, event_hash
-from streams.signals import Classifier, experience_key, load_rules
+from streams.domain.customer import DAY_MS, CustomerState, Policy, event_hash
+from streams.domain.signals import Classifier, experience_key, load_rules
 from tests.factories import T0, days, policy, record
 
 CLASSIFIER = Classifier()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.worker import GC_THRESHOLDS, tune_gc
+from streams.runtime.worker import GC_THRESHOLDS, tune_gc
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cxj.settings import Settings
-from streams.customer import Policy
-from streams.identity import IdentityGraph
-from streams.processor import PartitionState
-from streams.topics import CHANGELOG, LINKS
+from schemas.settings import Settings
+from streams.domain.customer import Policy
+from streams.domain.identity import IdentityGraph
+from streams.domain.processor import PartitionState
+from streams.runtime.topics import CHANGELOG, LINKS
 
 __all__ = ["ChangelogLoader", "IdentityReplica", "StateStore", "read_to_end"]
 

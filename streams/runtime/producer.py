@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 
-__all__ = ["BatchProducer", "Sender", "partition_for"]
+__all__ = ["BatchProducer", "Sender"]
 
 Headers = Sequence[tuple[str, bytes]]
-
-
-def partition_for(key: str, partitions: int) -> int:
-    """Stable partition of a customer key (CRC-32: the same in every process and release)."""
-    return zlib.crc32(key.encode()) % partitions
 
 
 class Sender(Protocol):

@@ -12,9 +12,9 @@ from hashlib import blake2b
 from typing import Final, NamedTuple
 
 from schemas.records import TouchpointRecord
-from streams.journeys import Journey, JourneyPolicy, assign, merge_journeys
-from streams.risk import attribute_alerts, churn_level, crossings, experience_score, high_until, in_window
-from streams.signals import Classifier, Signal, experience_key
+from streams.domain.journeys import Journey, JourneyPolicy, assign, merge_journeys
+from streams.domain.risk import attribute_alerts, churn_level, crossings, experience_score, high_until, in_window
+from streams.domain.signals import Classifier, Signal, experience_key
 
 __all__ = [
     "Applied",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinks.writer import Batch, ClickHouseWriter
-from streams.metrics import Metrics
+from streams.runtime.metrics import PipelineMetrics
 
 __all__ = ["Flusher", "Pending"]
 
@@ -43,7 +43,7 @@ class Flusher:
     def __init__(
         self,
         writer: ClickHouseWriter,
-        metrics: Metrics,
+        metrics: PipelineMetrics,
         *,
         interval: float = 1.0,
         max_rows: int = 100_000,

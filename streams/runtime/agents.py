@@ -16,22 +16,23 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from cxj.settings import Settings
-from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim, with_key
+from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
 from schemas.rows import ErasureRow, IdentityConflictRow, IdentityLinkRow
-from streams.codec import Item, decode_claims, decode_items, encode_claims, encode_items
-from streams.customer import DAY_MS, Policy
-from streams.dead_letters import dead_letter_row
-from streams.flush import Flusher
-from streams.identity import IdentityGraph, claim_for, route_key
-from streams.ingest import IngestConfig, Message, ingest
-from streams.journeys import JourneyPolicy
-from streams.metrics import Metrics
-from streams.processor import Output, alert_row
-from streams.producer import Sender, partition_for
-from streams.signals import Classifier, load_rules
-from streams.tables import ChangelogLoader, IdentityReplica, StateStore, load_graph
-from streams.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
+from schemas.settings import Settings
+from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
+from streams.domain.customer import DAY_MS, Policy
+from streams.domain.dead_letters import dead_letter_row
+from streams.domain.identity import IdentityGraph
+from streams.domain.ingest import IngestConfig, Message, ingest
+from streams.domain.journeys import JourneyPolicy
+from streams.domain.processor import Output, alert_row
+from streams.domain.routing import partition_for, route
+from streams.domain.signals import Classifier, load_rules
+from streams.runtime.flush import Flusher
+from streams.runtime.metrics import PipelineMetrics
+from streams.runtime.producer import Sender
+from streams.runtime.store import ChangelogLoader, IdentityReplica, StateStore, load_graph
+from streams.runtime.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 
 __all__ = ["Pipeline", "ingest_config_from", "policy_from"]
 
@@ -78,7 +79,7 @@ class Pipeline:
     settings: Settings
     producer: Sender
     flusher: Flusher
-    metrics: Metrics
+    metrics: PipelineMetrics
     registry: CollectorRegistry
     clock: Callable[[], float] = time.time
     # Injected in agent tests (no broker); built from the settings otherwise.
@@ -197,17 +198,9 @@ class Pipeline:
             for e in events
         ]
         result = ingest(messages, self.ingest_cfg, now)
-        by_partition: dict[int, list[Item]] = defaultdict(list)
-        claims: list[LinkClaim] = []
-        lookup = self.routing.get
+        routed = route(result.records, self.routing.get, self.partitions)
         counts: dict[str, int] = defaultdict(int)
         for rec in result.records:
-            key = route_key(rec, lookup)
-            rec = with_key(rec, key)
-            claim = claim_for(rec, key, lookup)
-            if claim is not None:
-                claims.append(claim)
-            by_partition[partition_for(key, self.partitions)].append(Item("tp", key, rec))
             counts[rec.channel] += 1
         for channel, n in counts.items():
             self.metrics.touchpoints.labels(channel).inc(n)
@@ -217,7 +210,7 @@ class Pipeline:
             self.metrics.kafka_timestamps_replaced.inc(result.replaced_timestamps)
         for name, n in result.pii_hashed.items():
             self.metrics.pii_hashed.labels(name).inc(n)
-        self.flusher.add_futures(await self._send_ingest(by_partition, claims, result.rejected))
+        self.flusher.add_futures(await self._send_ingest(routed.by_partition, routed.claims, result.rejected))
         if result.rejected:
             self.flusher.add_rows({"dead_letters": [dead_letter_row(d) for d in result.rejected]})
         self.flusher.add_ack(lambda: self._ack(stream, events))

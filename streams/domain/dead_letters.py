@@ -10,7 +10,7 @@ import orjson
 
 from schemas.records import DeadLetter, RejectReason
 from schemas.rows import DeadLetterRow
-from streams.pii import redact, redact_label, redact_text
+from streams.domain.pii import redact, redact_label, redact_text
 
 __all__ = ["ROW_RAW_MAX", "SINK_TOPIC_PREFIX", "bare_dead_letter", "dead_letter_row", "refused_row"]
 

@@ -22,9 +22,9 @@ from schemas.rows import (
     SignalRow,
     TouchpointRow,
 )
-from streams.codec import Forward, Item, decode_entry, encode_forward, encode_state
-from streams.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
-from streams.journeys import Journey, channel_names, row_id
+from streams.domain.codec import Forward, Item, decode_entry, encode_forward, encode_state
+from streams.domain.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
+from streams.domain.journeys import Journey, channel_names, row_id
 
 __all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "alert_row", "touchpoint_row"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 
 __all__ = ["create_app"]
 
@@ -23,11 +23,14 @@ def _worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
     return consumer
 
 
-AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
+def _patch_fetch_wait() -> None:
+    """Let apps set the consumer's fetch wait (CXJ_KAFKA_FETCH_MAX_WAIT_MS); done when an app is made."""
+    AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app on the configured broker; topics are created by `cxj init`, never here."""
+    _patch_fetch_wait()
     credentials = None
     opts = settings.kafka_client_options()
     if settings.kafka_security_protocol != "PLAINTEXT":

@@ -8,14 +8,14 @@ from typing import Final
 import faust
 from prometheus_client import CollectorRegistry
 
-from cxj.settings import Settings
+from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.writer import ClickHouseWriter
-from streams.agents import Pipeline
-from streams.app import create_app
-from streams.flush import Flusher
-from streams.metrics import Metrics
-from streams.producer import BatchProducer
+from streams.runtime.agents import Pipeline
+from streams.runtime.app import create_app
+from streams.runtime.flush import Flusher
+from streams.runtime.metrics import PipelineMetrics
+from streams.runtime.producer import BatchProducer
 
 __all__ = ["GC_THRESHOLDS", "build_worker", "run_worker", "tune_gc"]
 
@@ -30,7 +30,7 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     settings.require_pii_secret()
     (settings.home / "worker").mkdir(parents=True, exist_ok=True)
     registry = registry or CollectorRegistry()
-    metrics = Metrics.create(registry)
+    metrics = PipelineMetrics.create(registry)
     app = create_app(settings)
     writer = ClickHouseWriter(ClickHouse(settings.clickhouse), metrics, max_backoff=settings.sink_retry_max_seconds)
 

@@ -9,8 +9,9 @@ from typing import Final
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from cxj.errors import ConfigError, StackError
-from cxj.settings import Settings
+from schemas.errors import ConfigError, StackError
+from schemas.settings import Settings
+from streams.domain.customer import DAY_MS
 
 __all__ = [
     "ALERTS",
@@ -33,8 +34,6 @@ LINKS: Final = "cx.identity.links"
 STITCH: Final = "cx.internal.stitch"
 CLAIMS: Final = "cx.internal.claims"
 CHANGELOG: Final = "cx.internal.state"
-
-DAY_MS: Final = 86_400_000
 
 
 @dataclass(frozen=True)

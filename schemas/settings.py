@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from cxj.errors import ConfigError
+from schemas.errors import ConfigError
 from schemas.touchpoint import ID_FIELDS
 
 __all__ = ["ClickHouseDSN", "Settings", "load_settings"]

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from schemas.records import RejectReason
 from schemas.rows import ROWS_BY_TABLE
 
-__all__ = ["LAG_BUCKETS", "Metrics"]
+__all__ = ["LAG_BUCKETS", "PipelineMetrics"]
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 _JOURNEY_BUCKETS = (
@@ -27,7 +27,7 @@ _JOURNEY_BUCKETS = (
 
 
 @dataclass(frozen=True)
-class Metrics:
+class PipelineMetrics:
     """The `cx_*` metrics; labels are bounded sets, never customer or event ids."""
 
     touchpoints: Counter
@@ -58,7 +58,7 @@ class Metrics:
     assigned_partitions: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> Metrics:
+    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         metrics = cls._build(registry)
         # Series that alerts use `increase()` on exist at 0 from the start, so a first event counts.
         metrics.churn_alerts.labels("high")  # alerts are raised on crossing into high only
@@ -69,7 +69,7 @@ class Metrics:
         return metrics
 
     @classmethod
-    def _build(cls, registry: CollectorRegistry) -> Metrics:
+    def _build(cls, registry: CollectorRegistry) -> PipelineMetrics:
         r = registry
         return cls(
             touchpoints=Counter("cx_touchpoints", "Touchpoints accepted by ingest", ["channel"], registry=r),

@@ -8,8 +8,8 @@ from typing import Any, Final, NamedTuple
 import msgpack
 
 from schemas.records import ForgetRequest, LinkClaim, TouchpointRecord
-from streams.customer import Contact, CustomerState, Experience
-from streams.journeys import JOURNEY_TYPES, Journey
+from streams.domain.customer import Contact, CustomerState, Experience
+from streams.domain.journeys import JOURNEY_TYPES, Journey
 
 __all__ = [
     "Forward",

@@ -21,7 +21,7 @@ from schemas.touchpoint import (
     MAX_EVENT_BYTES,
     touchpoints_adapter,
 )
-from streams.pii import (
+from streams.domain.pii import (
     has_control,
     hash_pii,
     is_blank,
