@@ -8,7 +8,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -17,8 +16,9 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
-from schemas.rows import ErasureRow, IdentityConflictRow, IdentityLinkRow
+from schemas.rows import ErasureRow
 from schemas.settings import Settings
+from streams.domain.arbiter import Arbitration, arbitrate
 from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
 from streams.domain.customer import DAY_MS, Policy
 from streams.domain.dead_letters import dead_letter_row
@@ -338,59 +338,25 @@ class Pipeline:
             graph = self.graph
             assert graph is not None
             now = self.now_ms()
-            links, link_rows, conflict_rows = [], [], []
-            merges: dict[int, list[Item]] = defaultdict(list)
+            arb = Arbitration()
             unlinked: list[str] = []
             erasure_rows: list[ErasureRow] = []
             for e in events:
                 for claim in decode_claims(e.value):
                     if isinstance(claim, ForgetRequest):
-                        erasure_rows.append(self._forget(graph, claim, unlinked, merges, now))
-                        continue
-                    outcome = graph.apply(claim)
-                    for c in outcome.links:
-                        version = now * 1000 + len(links)
-                        links.append(
-                            IdentityLink(
-                                identifier=c.identifier,
-                                customer_key=c.customer_key,
-                                previous_key=c.previous_key,
-                                event_id=c.event_id,
-                                version=version,
-                                linked_at=_utc(c.linked_ms),
-                            )
-                        )
-                        link_rows.append(
-                            IdentityLinkRow(
-                                c.identifier,
-                                c.identifier.split(":", 1)[0],
-                                c.customer_key,
-                                c.previous_key,
-                                c.linked_ms // 1000,
-                                c.event_id,
-                                version,
-                            )
-                        )
-                        self.routing.apply(c.identifier, c.customer_key)
-                    for old, new in outcome.merges:
-                        merges[partition_for(old, self.partitions)].append(Item("merge", old, None, new))
-                    for c in outcome.conflicts:
-                        self.metrics.identity_conflicts.labels(c.reason).inc()
-                        conflict_rows.append(
-                            IdentityConflictRow(
-                                c.identifier,
-                                c.existing_key,
-                                c.claimed_key,
-                                c.reason,
-                                c.event_id,
-                                c.occurred_ms // 1000,
-                                now // 1000,
-                            )
-                        )
-            self.metrics.identity_links.inc(len(links))
+                        erasure_rows.append(self._forget(graph, claim, unlinked, arb.merges, now))
+                    else:
+                        seen = len(arb.links)
+                        arbitrate(graph, (claim,), now, self.partitions, arb)
+                        for link in arb.links[seen:]:  # in claim order: a later forget in the batch wins
+                            self.routing.apply(link.identifier, link.customer_key)
+            for reason, n in arb.conflicts.items():
+                self.metrics.identity_conflicts.labels(reason).inc(n)
+            self.metrics.identity_links.inc(len(arb.links))
             self.flusher.add_rows(
-                {"identity_links": link_rows, "identity_conflicts": conflict_rows, "erasures": erasure_rows}
+                {"identity_links": arb.link_rows, "identity_conflicts": arb.conflict_rows, "erasures": erasure_rows}
             )
+            links, merges = arb.links, arb.merges
             self.flusher.add_send(
                 lambda links=links, merges=merges, unlinked=unlinked: self._send_identity(links, merges, unlinked)
             )
@@ -406,7 +372,7 @@ class Pipeline:
             self.routing.remove(identifier)
         unlinked.extend(erased.identifiers)
         for number, key in enumerate(erased.keys):
-            items[partition_for(key, self.partitions)].append(
+            items.setdefault(partition_for(key, self.partitions), []).append(
                 Item("forget", key, None, request.request_id, str(number).encode())
             )
         self.metrics.erasures.labels("identity").inc()
@@ -433,7 +399,3 @@ class Pipeline:
         for p, items in merges.items():
             futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
         return futures
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)

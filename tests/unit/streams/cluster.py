@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from schemas.records import LinkClaim, TouchpointRecord
+from streams.domain.arbiter import arbitrate
 from streams.domain.codec import Forward, Item, decode_entry
 from streams.domain.customer import CustomerState, Policy
 from streams.domain.identity import IdentityGraph
@@ -49,11 +50,11 @@ class Cluster:
             self.queues[p].extend(items)
 
     def _arbiter(self) -> None:
-        outcome = self.graph.apply(self.claims.popleft())
-        for link in outcome.links:
+        arb = arbitrate(self.graph, [self.claims.popleft()], NOW, self.partitions)
+        for link in arb.links:
             self.replica_updates.append((link.identifier, link.customer_key))
-        for old, new in outcome.merges:
-            self.queues[partition_for(old, self.partitions)].append(Item("merge", old, None, new))
+        for p, items in arb.merges.items():
+            self.queues[p].extend(items)
 
     def _partition(self, p: int, rng: random.Random) -> None:
         n = rng.randint(1, max(1, len(self.queues[p])))
