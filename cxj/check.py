@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from schemas.records import DLQ_HEADER_PREFIX
+from schemas.records import DLQ_ORIGIN_HEADER
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.queries import checks
 from streams.runtime.topics import DLQ
 
-__all__ = ["CheckResult", "dlq_check", "render", "run_checks"]
-
-DLQ_ORIGIN_HEADER = DLQ_HEADER_PREFIX + "origin"  # "<topic>/<partition>/<offset>/<index>"
+__all__ = ["CheckResult", "dlq_check", "render", "run_all", "run_checks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +38,7 @@ def run_checks(ch: ClickHouse, settings: Settings) -> list[CheckResult]:
     params = {"window": settings.window_days * 86_400, "hold": settings.anonymous_alert_hold_seconds}
     results = []
     for name in checks.names():
-        [(failures, example)] = ch.query(checks.load(name, "{db}"), params)
+        [(failures, example)] = ch.query(checks.load(name, ch.database), params)
         results.append(CheckResult(name, checks.DESCRIPTIONS[name], int(failures), str(example or "")))
     return results
 
@@ -97,6 +95,14 @@ def dlq_check(ch: ClickHouse, settings: Settings, *, limit: int = 200_000, timeo
     missing = sorted(origins - stored)
     example = "/".join(map(str, missing[0])) if missing else ""
     return CheckResult(name, description, len(missing), example)
+
+
+def run_all(ch: ClickHouse, settings: Settings, *, dlq: bool = True) -> list[CheckResult]:
+    """What `cxj check` runs: every ClickHouse check, then (unless `dlq` is off) the DLQ comparison."""
+    results = run_checks(ch, settings)
+    if dlq:
+        results.append(dlq_check(ch, settings))
+    return results
 
 
 def render(results: list[CheckResult], console: Console) -> None:

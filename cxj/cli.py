@@ -185,14 +185,11 @@ def check(
     dlq: Annotated[bool, typer.Option(help="Also compare the DLQ topic with cx.dead_letters")] = True,
 ) -> None:
     """The pipeline's invariants over ClickHouse (read-only, the BI user): exit 1 when any fails."""
-    from cxj.check import dlq_check, render, run_checks
+    from cxj.check import render, run_all
     from sinks.clickhouse import ClickHouse
 
     settings = _settings(ctx)
-    ch = ClickHouse(settings.clickhouse_bi)
-    results = run_checks(ch, settings)
-    if dlq:
-        results.append(dlq_check(ch, settings))
+    results = run_all(ClickHouse(settings.clickhouse_bi), settings, dlq=dlq)
     render(results, console)
     if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -75,10 +75,9 @@ class WorkerProcess:
     def wait_alerts_released(self, timeout: float) -> None:
         """Block until no anonymous key's alert is held (they come due after the hold).
 
-        First waits out one refresh of `cx_churn_alerts_held` (every 5 s), so a crossing processed
-        just before the call is counted.
+        Call it once the pipeline has drained: the worker updates `cx_churn_alerts_held` whenever it
+        hands over what a take produced, so it then counts every hold.
         """
-        time.sleep(6.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.metric("cx_churn_alerts_held") == 0:
@@ -112,8 +111,8 @@ def run_demo(
     settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
     timeout: float,
 ) -> None:  # fmt: skip
-    from cxj.check import dlq_check, run_checks
     from cxj.check import render as render_checks
+    from cxj.check import run_all
     from cxj.report import collect, render
     from cxj.report_html import collect_html, render_html
     from cxj.simulate import SimulationConfig, generate_raw, produce
@@ -158,8 +157,7 @@ def run_demo(
         page.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
         console.print(f"HTML report with charts: {page.resolve()}")
         console.rule("[bold]6. cxj check")
-        bi = ClickHouse(settings.clickhouse_bi)
-        results = [*run_checks(bi, settings), dlq_check(bi, settings)]
+        results = run_all(ClickHouse(settings.clickhouse_bi), settings)
         render_checks(results, console)
     finally:
         worker.stop()

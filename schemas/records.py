@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
+    "DLQ_ORIGIN_HEADER",
     "RISK_LEVELS",
     "ChurnAlert",
     "DeadLetter",
@@ -25,6 +26,8 @@ RISK_LEVELS: Final = ("none", "low", "elevated", "high")
 RiskLevel = Literal["none", "low", "elevated", "high"]
 # Headers on `cx.touchpoints.dlq` messages; the value is the rejected payload itself.
 DLQ_HEADER_PREFIX: Final = "cx.dlq."
+# Where a dead letter came from: "<topic>/<partition>/<offset>/<index>" (index within a batch).
+DLQ_ORIGIN_HEADER: Final = DLQ_HEADER_PREFIX + "origin"
 
 
 class RejectReason(StrEnum):

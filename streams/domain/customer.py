@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 from schemas.records import TouchpointRecord
 from streams.domain.journeys import Journey, JourneyPolicy, assign, merge_journeys
-from streams.domain.risk import attribute_alerts, churn_level, crossings, experience_score, high_until, in_window
+from streams.domain.risk import attribute_alerts, churn_level, episodes, experience_score, in_window
 from streams.domain.signals import Classifier, Signal, experience_key
 
 __all__ = [
@@ -251,8 +251,8 @@ class CustomerState:
             for anchor_id in sorted(anchors):
                 retro.extend(self._flag_repeats(anchor_id, rc, policy))
         self.alerted = sorted(set(self.alerted) | set(other.alerted))
-        self.held = sorted(set(self.held) | set(other.held))
-        self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0) if self.held else 0
+        # `held` itself is rebuilt by new_crossings, which always follows; the earlier wait is kept.
+        self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0)
         self.aliases = sorted({*self.aliases, *other.aliases, other.key} - {self.key})
         return retro, retired
 
@@ -293,14 +293,13 @@ class CustomerState:
         negatives = {k: e for k, e in self.exps.items() if e.first_neg}
         times = sorted(e.first_neg for e in negatives.values())
         window = policy.window
-        starts = crossings(times, window, self.horizon)
-        spans = [(s, high_until(times, s, window)) for s, _ in starts]
+        spans = episodes(times, window, self.horizon)
         owner = attribute_alerts(self.alerted, spans)
         covered = set(owner.values())
         record = {a for a in self.alerted if a not in owner}  # episodes no longer judged keep theirs
         found = []
         held = []
-        for i, (instant, before) in enumerate(starts):
+        for i, (instant, before, _) in enumerate(spans):
             if i in covered:
                 record.add(instant)
             elif hold:
@@ -334,7 +333,6 @@ class CustomerState:
         if self.horizon and self.alerted:
             # An alert stays remembered as long as its crossing can still be judged (see crossings()).
             self.alerted = [a for a in self.alerted if a - policy.window > self.horizon]
-            self.held = [a for a in self.held if a - policy.window > self.horizon]
         rc = policy.classifier.rules.repeat_contact
         if rc is not None and self.contacts:
             ccut = self.latest - rc.within_days * DAY_MS - policy.lateness

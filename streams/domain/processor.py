@@ -24,6 +24,7 @@ from schemas.rows import (
 )
 from streams.domain.codec import Forward, Item, decode_entry, encode_forward, encode_state
 from streams.domain.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
+from streams.domain.identity import is_anonymous
 from streams.domain.journeys import Journey, channel_names, row_id
 
 __all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "alert_row", "touchpoint_row"]
@@ -334,13 +335,7 @@ class PartitionState:
         policy = self.policy
         for journey in state.prune(policy, watermark):
             self._journey_row(state, journey, watermark, now_ms, out)
-        lifetime = state.lifetime_value()
-        hold = policy.anonymous_hold > 0 and state.key.startswith("~")
-        for instant, before, keys, mask in state.new_crossings(policy, hold):
-            out.alerts.append(self._alert(state, instant, before, keys, mask, lifetime, now_ms))
-        if state.held and not state.held_at:
-            state.held_at = now_ms
-        self._hold(state)
+        lifetime = self._raise_alerts(state, policy.anonymous_hold > 0 and is_anonymous(state.key), now_ms, out)
         counters = state.counters(policy)
         open_journeys = 0
         for journey in state.journeys.values():
@@ -428,6 +423,16 @@ class PartitionState:
         """Anonymous keys whose alerts wait for identity (CXJ_ANONYMOUS_ALERT_HOLD_SECONDS)."""
         return len(self._held)
 
+    def _raise_alerts(self, state: CustomerState, hold: bool, now_ms: int, out: Output) -> float:
+        """Alert the state's episodes not alerted yet (or hold them, for an anonymous key); its lifetime value."""
+        lifetime = state.lifetime_value()
+        for instant, before, keys, mask in state.new_crossings(self.policy, hold):
+            out.alerts.append(self._alert(state, instant, before, keys, mask, lifetime, now_ms))
+        if state.held and not state.held_at:
+            state.held_at = now_ms
+        self._hold(state)
+        return lifetime
+
     def _hold(self, state: CustomerState) -> None:
         if state.held:
             self._held[state.key] = state.held_at + self.policy.anonymous_hold
@@ -468,9 +473,7 @@ class PartitionState:
             if not isinstance(entry, CustomerState):
                 continue
             entry.version = max(entry.version + 1, now_ms)
-            lifetime = entry.lifetime_value()
-            for instant, before, keys, mask in entry.new_crossings(self.policy):
-                out.alerts.append(self._alert(entry, instant, before, keys, mask, lifetime, now_ms))
+            self._raise_alerts(entry, False, now_ms, out)
             value = encode_state(entry)
             self.data[key] = value
             out.changed[key] = value

@@ -74,14 +74,14 @@ def high_until(first_negatives: Sequence[int], start: int, window: int) -> int |
     return None
 
 
-def episodes(first_negatives: Sequence[int], window: int, horizon: int) -> list[tuple[int, int | None]]:
-    """The high episodes [start, end) that can be judged (end None: still high), by start."""
+def episodes(first_negatives: Sequence[int], window: int, horizon: int) -> list[tuple[int, int, int | None]]:
+    """The high episodes that can be judged, by start: (start, count just before, end; None: still high)."""
     times = sorted(first_negatives)
-    return [(start, high_until(times, start, window)) for start, _ in crossings(times, window, horizon)]
+    return [(start, before, high_until(times, start, window)) for start, before in crossings(times, window, horizon)]
 
 
-def attribute_alerts(alerts: Iterable[int], spans: Sequence[tuple[int, int | None]]) -> dict[int, int]:
-    """Which episode each alert instant stands for: alert -> index in `spans` (sorted by start).
+def attribute_alerts(alerts: Iterable[int], spans: Sequence[tuple[int, int, int | None]]) -> dict[int, int]:
+    """Which episode each alert instant stands for: alert -> index in `spans` (episodes(), by start).
 
     An alert inside an episode stands for it (the first one, if history put two there). An alert that
     now lies between episodes was raised for a crossing that later facts moved earlier (an experience
@@ -89,7 +89,7 @@ def attribute_alerts(alerts: Iterable[int], spans: Sequence[tuple[int, int | Non
     unless that one has an alert of its own. Alerts are never taken back, so this is what "one alert
     per episode" means once history changes: no episode has two alerts standing for it.
     """
-    starts = [start for start, _ in spans]
+    starts = [start for start, _, _ in spans]
     owner: dict[int, int] = {}
     taken: set[int] = set()
     pending = []
@@ -97,7 +97,7 @@ def attribute_alerts(alerts: Iterable[int], spans: Sequence[tuple[int, int | Non
         i = bisect_right(starts, a) - 1
         if i < 0:
             continue
-        end = spans[i][1]
+        end = spans[i][2]
         if end is None or a < end:
             if i not in taken:
                 owner[a] = i

@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from schemas.records import DLQ_HEADER_PREFIX, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
+from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
 from schemas.rows import ErasureRow
 from schemas.settings import Settings
 from streams.domain.arbiter import Arbitration, arbitrate
@@ -231,7 +231,7 @@ class Pipeline:
                 (DLQ_HEADER_PREFIX + "reason", d.reason.value.encode()),
                 (DLQ_HEADER_PREFIX + "detail", d.detail.encode()),
                 (
-                    DLQ_HEADER_PREFIX + "origin",
+                    DLQ_ORIGIN_HEADER,
                     f"{d.topic}/{d.partition}/{d.offset}/{d.index}".encode(),
                 ),
             ]
@@ -296,6 +296,10 @@ class Pipeline:
             m.identity_merges.inc(out.merges)
         if out.erased:
             m.erasures.labels("state").inc(out.erased)
+        self._publish_held()  # current once a take is handed over: "drained and 0 held" means all alerts are out
+
+    def _publish_held(self) -> None:
+        self.metrics.alerts_held.set(sum(state.held for state in self.store.partitions.values()))
 
     async def _send_forward(self, forward: list[Item]) -> list[asyncio.Future[Any]]:
         routed: dict[int, list[Item]] = defaultdict(list)
@@ -322,7 +326,7 @@ class Pipeline:
             if out.rows or out.changed:
                 await self._hand_over(p, out)
         keys, size = self.store.stats()
-        self.metrics.alerts_held.set(sum(state.held for state in self.store.partitions.values()))
+        self._publish_held()  # also after restores and revocations, which hand nothing over
         self.metrics.state_customers.set(keys)
         self.metrics.state_bytes.set(size)
         newest = max((s.max_event_ms for s in self.store.partitions.values()), default=0)

@@ -1,10 +1,11 @@
 """The pipeline's invariants as queries (`cxj check`): each returns one row, (failures, example key).
 
-Parameters: `{db}` for the database, `%(window)s` the rolling window in seconds, `%(hold)s` the
-anonymous alert hold in seconds. Times in ClickHouse are whole seconds while the pipeline decides in
-milliseconds, so every comparison leaves a second of slack on the side that avoids false failures.
-ClickHouse 18.16 lambdas cannot read a subquery's columns, so the queries hand them in as arrays
-(`arrayResize([x], length(a), x)`: x once per element).
+Parameters: `{db}` for the database, `{person_negatives}` the subquery in person_negatives.sql (a
+person's first-negative times, shared by the checks that recount strikes), `%(window)s` the rolling
+window in seconds, `%(hold)s` the anonymous alert hold in seconds. Times in ClickHouse are whole
+seconds while the pipeline decides in milliseconds, so every comparison leaves a second of slack on
+the side that avoids false failures. ClickHouse 18.16 lambdas cannot read a subquery's columns, so
+the queries hand them in as arrays (`arrayResize([x], length(a), x)`: x once per element).
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ def names() -> list[str]:
     return list(DESCRIPTIONS)
 
 
+def _read(name: str) -> str:
+    return (resources.files(__name__) / f"{name}.sql").read_text().strip()
+
+
 def load(name: str, database: str = "cx") -> str:
-    path = resources.files(__name__) / f"{name}.sql"
-    if not path.is_file():
+    """A check's SQL with `{db}` and the shared `{person_negatives}` subquery filled in."""
+    if name not in DESCRIPTIONS:
         raise KeyError(f"no check {name!r}; known: {', '.join(names())}")
-    return path.read_text().replace("{db}", database).strip()
+    negatives = "\n".join(line for line in _read("person_negatives").splitlines() if not line.startswith("--"))
+    return _read(name).replace("{person_negatives}", negatives).replace("{db}", database)

@@ -12,17 +12,7 @@ FROM
         WHERE merged_into = ''
     )
     ANY LEFT JOIN
-    (
-        SELECT customer_key, groupArray(first_neg) AS negs
-        FROM
-        (
-            SELECT customer_key, experience_key, min(toUInt32(occurred_at)) AS first_neg
-            FROM {db}.experience_signals_resolved
-            WHERE polarity = -1
-            GROUP BY customer_key, experience_key
-        )
-        GROUP BY customer_key
-    ) USING (customer_key)
+    ({person_negatives}) USING (customer_key)
 )
 WHERE dissatisfied_90d < arrayCount((g, tt) -> g >= tt - %(window)s + 1 AND g <= tt, negs,
                                     arrayResize([t], length(negs), t))

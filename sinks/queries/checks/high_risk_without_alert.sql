@@ -23,17 +23,7 @@ FROM
         ) USING (customer_key)
     )
     ANY LEFT JOIN
-    (
-        SELECT customer_key, groupArray(first_neg) AS negs
-        FROM
-        (
-            SELECT customer_key, experience_key, min(toUInt32(occurred_at)) AS first_neg
-            FROM {db}.experience_signals_resolved
-            WHERE polarity = -1
-            GROUP BY customer_key, experience_key
-        )
-        GROUP BY customer_key
-    ) USING (customer_key)
+    ({person_negatives}) USING (customer_key)
 )
 WHERE NOT (startsWith(customer_key, '~') AND updated_at > now() - %(hold)s)
   AND (last_alert = 0

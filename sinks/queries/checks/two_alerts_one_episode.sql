@@ -25,17 +25,7 @@ FROM
         HAVING count() > 1
     )
     ANY INNER JOIN
-    (
-        SELECT customer_key, groupArray(first_neg) AS negs
-        FROM
-        (
-            SELECT customer_key, experience_key, min(toUInt32(occurred_at)) AS first_neg
-            FROM {db}.experience_signals_resolved
-            WHERE polarity = -1
-            GROUP BY customer_key, experience_key
-        )
-        GROUP BY customer_key
-    ) USING (customer_key)
+    ({person_negatives}) USING (customer_key)
 )
 WHERE arrayExists(
     (i, al, ng) -> i > 1

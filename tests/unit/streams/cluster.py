@@ -9,6 +9,9 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
 
 from schemas.records import LinkClaim, TouchpointRecord
 from streams.domain.arbiter import arbitrate
@@ -19,6 +22,22 @@ from streams.domain.processor import Output, PartitionState
 from streams.domain.routing import partition_for, route
 
 NOW = 2_000_000_000_000
+
+
+def draw_identity(draw: Any, person: int, customer_id: str, with_customer: st.SearchStrategy[bool]) -> dict[str, str]:
+    """A touchpoint's identity for one person of a property test: up to two of the person's anonymous
+    identifiers (two spellings each), and the customer id when `with_customer` says so (always when
+    no identifier was picked)."""
+    own = {
+        "anonymous_id": f"anon-{person}-{draw(st.integers(0, 1))}",
+        "phone": f"+86 138 0013 80{person}{draw(st.integers(0, 1))}",
+        "device_id": f"dev-{person}",
+    }
+    picked = draw(st.lists(st.sampled_from(sorted(own)), unique=True, max_size=2))
+    identity = {k: own[k] for k in picked}
+    if not identity or draw(with_customer):
+        identity["customer_id"] = customer_id
+    return identity
 
 
 @dataclass

@@ -13,22 +13,9 @@ from schemas.records import TouchpointRecord
 from streams.domain.customer import CustomerState
 from streams.domain.risk import crossings, high_until
 from tests.factories import T0, policy, record
-from tests.unit.streams.cluster import Cluster
+from tests.unit.streams.cluster import Cluster, draw_identity
 
 CUSTOMERS = ("C1", "C2")
-
-
-def _identity(draw: Any, c: int) -> dict[str, str]:
-    own = {
-        "anonymous_id": f"anon-{c}-{draw(st.integers(0, 1))}",
-        "phone": f"+86 138 0013 80{c}{draw(st.integers(0, 1))}",
-        "device_id": f"dev-{c}",
-    }
-    picked = draw(st.lists(st.sampled_from(sorted(own)), unique=True, max_size=2))
-    identity = {k: own[k] for k in picked}
-    if not identity or draw(st.booleans()):
-        identity["customer_id"] = CUSTOMERS[c]
-    return identity
 
 
 @st.composite
@@ -39,7 +26,7 @@ def touchpoints(draw: Any) -> dict[str, Any]:
     j = draw(st.integers(0, 1))
     contact, case, order = f"k{c}{j}", f"cs{c}{j}", f"o{c}{j}"
     at = T0 + timedelta(minutes=draw(st.integers(0, 5 * 24 * 60)))
-    spec: dict[str, Any] = {"at": at, "identity": _identity(draw, c)}
+    spec: dict[str, Any] = {"at": at, "identity": draw_identity(draw, c, CUSTOMERS[c], st.booleans())}
     if kind == "call":
         spec.update(event_type="contact_ended", channel="phone", context={"contact_id": contact},
                     metrics={"handled_by": draw(st.sampled_from(["human", "bot", "none"])),

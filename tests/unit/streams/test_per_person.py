@@ -25,7 +25,7 @@ from streams.domain.customer import DAY_MS, CustomerState
 from streams.domain.journeys import row_id
 from streams.domain.risk import HIGH_RISK_THRESHOLD, attribute_alerts, episodes
 from tests.factories import T0, policy, record
-from tests.unit.streams.cluster import Cluster
+from tests.unit.streams.cluster import Cluster, draw_identity
 
 PERSONS = 3
 EXAMPLES = int(os.environ.get("CXJ_PROPERTY_EXAMPLES", "80"))  # more for a deeper search
@@ -34,25 +34,12 @@ DELAY_DAYS = 10
 LATE_DAYS = 45  # some touchpoints come later than the allowed 30 days; nothing that late is pruned
 
 
-def _identity(draw: Any, c: int) -> dict[str, str]:
-    own = {
-        "anonymous_id": f"anon-{c}-{draw(st.integers(0, 1))}",
-        "phone": f"+86 138 0013 80{c}{draw(st.integers(0, 1))}",
-        "device_id": f"dev-{c}",
-    }
-    picked = draw(st.lists(st.sampled_from(sorted(own)), unique=True, max_size=2))
-    identity = {k: own[k] for k in picked}
-    if not identity or draw(st.integers(0, 3)) == 0:
-        identity["customer_id"] = f"C{c}"
-    return identity
-
-
 @st.composite
 def touchpoints(draw: Any) -> tuple[dict[str, Any], int]:
     """(touchpoint spec, arrival delay in minutes)."""
     c = draw(st.integers(0, PERSONS - 1))
     kind = draw(st.sampled_from(["complaint", "delay", "survey", "order", "browse", "delivered"]))
-    identity = _identity(draw, c)
+    identity = draw_identity(draw, c, f"C{c}", st.integers(0, 3).map(lambda n: n == 0))
     # A customer's orders are its own; an anonymous key may also carry another person's order id
     # (a gift, a shared phone), which it must never overwrite.
     owner = c if "customer_id" in identity else draw(st.integers(0, PERSONS - 1))
@@ -111,8 +98,8 @@ def _oracle(records: list[TouchpointRecord]) -> dict[str, CustomerState]:
     return cluster.customers()
 
 
-def _episode_of(instant: int, spans: list[tuple[int, int | None]]) -> int | None:
-    before = [i for i, (start, _) in enumerate(spans) if start <= instant]
+def _episode_of(instant: int, spans: list[tuple[int, int, int | None]]) -> int | None:
+    before = [i for i, (start, _, _) in enumerate(spans) if start <= instant]
     return before[-1] if before else None
 
 
@@ -183,7 +170,7 @@ def _check(stories: list[tuple[dict[str, Any], int]], partitions: int, seed: int
                         assert k1 not in cluster.lineage(k2, i2), ("episode alerted twice", key, spans[e], by)
         owner = attribute_alerts([a for _, _, a in mine], spans)
         if state.counters(p).dissatisfied >= HIGH_RISK_THRESHOLD:
-            _, end = spans[-1]
+            _, _, end = spans[-1]
             assert end is None or end > state.latest
             assert len(spans) - 1 in stands, ("high without an alert", key, spans, mine)
         if not state.aliases:
