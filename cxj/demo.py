@@ -75,9 +75,10 @@ class WorkerProcess:
     def wait_alerts_released(self, timeout: float) -> None:
         """Block until no anonymous key's alert is held (they come due after the hold).
 
-        Call it once the pipeline has drained: the worker updates `cx_churn_alerts_held` whenever it
-        hands over what a take produced, so it then counts every hold.
+        First waits out one refresh of `cx_churn_alerts_held` by the worker's 5 s timer: a worker that
+        just restarted has restored holds it has not published yet (it publishes on a hand-over too).
         """
+        time.sleep(6.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.metric("cx_churn_alerts_held") == 0:

@@ -296,7 +296,7 @@ class Pipeline:
             m.identity_merges.inc(out.merges)
         if out.erased:
             m.erasures.labels("state").inc(out.erased)
-        self._publish_held()  # current once a take is handed over: "drained and 0 held" means all alerts are out
+        self._publish_held()
 
     def _publish_held(self) -> None:
         self.metrics.alerts_held.set(sum(state.held for state in self.store.partitions.values()))
