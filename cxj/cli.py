@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cxj.bench import bench_app
 from schemas.errors import CxjError
 from schemas.settings import Settings, load_settings
 
@@ -23,7 +24,6 @@ app = typer.Typer(
 stack_app = typer.Typer(help="The local stack on loopback: broker, ClickHouse, Prometheus, Alertmanager.")
 schema_app = typer.Typer(help="JSON Schema files of the public contract.")
 dlq_app = typer.Typer(help="Dead letters: re-feed them after a fix.")
-bench_app = typer.Typer(help="Benchmarks on the local stack; each prints a table and writes JSON.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
@@ -322,93 +322,6 @@ def native(
 
 
 # --- benchmarks --------------------------------------------------------------------------------
-
-BenchOut = Annotated[Path, typer.Option("--out", help="Folder for the JSON results")]
-
-
-def _write_results(path: Path, results: dict[str, Any]) -> None:
-    import orjson
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    console.print(f"written: {path}")
-
-
-@bench_app.command("view")
-def bench_view(
-    ctx: typer.Context,
-    touchpoints: Annotated[int, typer.Option()] = 1_000_000,
-    out: BenchOut = Path("bench-results"),
-) -> None:
-    """Cost of touchpoints_resolved on N touchpoints vs no resolution and vs joining every identifier."""
-    from rich.table import Table
-
-    from cxj.bench_view import ViewBenchConfig, run_view_bench
-
-    settings = _settings(ctx)
-    result = run_view_bench(settings, ViewBenchConfig(touchpoints=touchpoints))
-    table = Table("query", "median s", "peak memory MB", "rows read", title=(
-        f"{touchpoints:,} touchpoints, {result['table_rows'].get('identity_overrides', 0):,} overrides, "
-        f"{result['table_rows'].get('identity_links', 0):,} identity links"))  # fmt: skip
-    for q in result["queries"]:
-        table.add_row(q["name"], f"{q['seconds']:.3f}", f"{q['memory_mb']:.1f}", f"{q['rows_read']:,}")
-    console.print(table)
-    _write_results(out / "view.json", result)
-
-
-@bench_app.command("state")
-def bench_state(
-    ctx: typer.Context,
-    customers: Annotated[int, typer.Option(help="Customer keys to hold")] = 1_000_000,
-    out: BenchOut = Path("bench-results"),
-) -> None:
-    """Memory per customer key at N customers: the worker's ingest and stitch code in this process."""
-
-    from cxj.bench_state import StateBenchConfig, run_state_bench
-
-    r = run_state_bench(_settings(ctx), StateBenchConfig(customers=customers))
-    console.print(
-        f"{r['keys']:,} customer keys in {r['seconds']:.0f} s: {r['serialized_bytes_per_customer']:,.0f} serialized "
-        f"bytes and {r['process_bytes_per_customer']:,.0f} bytes of process memory per customer "
-        f"(RSS {r['rss_mb_before']:,.0f} -> {r['rss_mb_after']:,.0f} MB)"
-    )
-    _write_results(out / "state.json", r)
-
-
-@bench_app.command("pipeline")
-def bench_pipeline(
-    ctx: typer.Context,
-    events: Annotated[int, typer.Option(help="Touchpoints preloaded per throughput scenario")] = 500_000,
-    customers: Annotated[int, typer.Option()] = 50_000,
-    big_customers: Annotated[int, typer.Option(help="Customers in the state-size scenario")] = 1_000_000,
-    latency_seconds: Annotated[float, typer.Option()] = 30.0,
-    only: Annotated[list[str] | None, typer.Option(help="Run scenarios whose name contains this")] = None,
-    out: BenchOut = Path("bench-results"),
-) -> None:
-    """Events/s end to end (single and batched, 1 and 2 workers), raw consume ratio, latency, memory."""
-    from rich.table import Table
-
-    from cxj.bench_pipeline import PipelineBenchConfig, run_pipeline_bench
-
-    cfg = PipelineBenchConfig(events=events, customers=customers, big_customers=big_customers,
-                              latency_seconds=latency_seconds, only=tuple(only or ()))  # fmt: skip
-    result = run_pipeline_bench(_settings(ctx), cfg, log=console.print)
-    table = Table("scenario", "events", "end-to-end ev/s", "after start-up ev/s", "raw consume ev/s", "ratio",
-                  "p50 / p99 s", "peak RSS MB", "state B/customer", "customers", "rows in CH",
-                  title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores, "
-                        f"{'compiled' if result['machine']['native'] else 'plain Python'} pure logic)")  # fmt: skip
-    for r in result["results"]:
-        latency = "" if r["latency_p99"] is None else f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f}"
-        table.add_row(
-            r["scenario"]["name"], f"{r['events_sent']:,}", f"{r['end_to_end_eps']:,.0f}" if r["seconds"] else "",
-            f"{r['steady_eps']:,.0f} ({r['startup_seconds']:.1f} s start-up)" if r["steady_eps"] else "",
-            f"{r['raw_consume_eps']:,.0f}" if r["raw_consume_eps"] else "",
-            f"{r['ratio_to_raw']:.3f}" if r["ratio_to_raw"] else "", latency,
-            ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"]), f"{r['state_bytes_per_customer']:,.0f}",
-            f"{r['state_customers']:,}", f"{r['touchpoints_in_clickhouse']:,}",
-        )  # fmt: skip
-    Console(width=max(console.width, 180)).print(table)
-    _write_results(out / "pipeline.json", result)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from schemas.rows import Table
 from streams.domain.identity import ANON_PREFIX, is_anonymous
 
 __all__ = ["SUBJECTS_TABLE", "ErasurePlan", "delete_statement", "deletions", "subject_rows", "text_pattern"]
@@ -106,14 +107,14 @@ def deletions(p: ErasurePlan, request_id: str, database: str) -> list[tuple[str,
     keys, ids = values("key"), values("identifier")
     out = [
         (table, f"customer_key IN {keys}")
-        for table in ("touchpoints", "experience_signals", "customer_experience", "churn_alerts", "journeys",
-                      "risk_daily")
+        for table in (Table.TOUCHPOINTS, Table.EXPERIENCE_SIGNALS, Table.CUSTOMER_EXPERIENCE, Table.CHURN_ALERTS,
+                      Table.JOURNEYS, "risk_daily")
     ]  # fmt: skip
     out += [
         ("journey_funnel", f"journey_id IN {values('journey')}"),
-        ("identity_links", f"identifier IN {ids} OR customer_key IN {keys} OR previous_key IN {keys}"),
-        ("identity_overrides", f"stitched_key IN {keys} OR customer_key IN {keys}"),
-        ("identity_conflicts", f"identifier IN {ids} OR existing_key IN {keys} OR claimed_key IN {keys}"),
+        (Table.IDENTITY_LINKS, f"identifier IN {ids} OR customer_key IN {keys} OR previous_key IN {keys}"),
+        (Table.IDENTITY_OVERRIDES, f"stitched_key IN {keys} OR customer_key IN {keys}"),
+        (Table.IDENTITY_CONFLICTS, f"identifier IN {ids} OR existing_key IN {keys} OR claimed_key IN {keys}"),
     ]
     # Dead letters by whom ingest found in them; a payload that is not JSON (no subjects) by its text.
     dead = f"hasAny(subjects, (SELECT groupArray(value) FROM {source} AND kind = 'subject'))"  # noqa: S608
@@ -121,7 +122,7 @@ def deletions(p: ErasurePlan, request_id: str, database: str) -> list[tuple[str,
         pattern = f"(SELECT any(value) FROM {source} AND kind = 'pattern')"  # noqa: S608
         # An empty pattern matches everything: without the request's row, match nothing.
         dead += f" OR (empty(subjects) AND notEmpty({pattern}) AND match(raw, {pattern}))"
-    out.append(("dead_letters", dead))
+    out.append((Table.DEAD_LETTERS, dead))
     return out
 
 

@@ -6,10 +6,12 @@ columns three times faster than datetime objects.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from enum import StrEnum
+from typing import Final, NamedTuple
 
 __all__ = [
     "ROWS_BY_TABLE",
+    "TABLE_OF_ROW",
     "AlertRow",
     "CustomerRow",
     "DeadLetterRow",
@@ -19,6 +21,7 @@ __all__ = [
     "IdentityOverrideRow",
     "JourneyRow",
     "SignalRow",
+    "Table",
     "TouchpointRow",
 ]
 
@@ -175,15 +178,31 @@ class ErasureRow(NamedTuple):
     done_at: int
 
 
-ROWS_BY_TABLE: dict[str, type[NamedTuple]] = {
-    "touchpoints": TouchpointRow,
-    "experience_signals": SignalRow,
-    "customer_experience": CustomerRow,
-    "churn_alerts": AlertRow,
-    "journeys": JourneyRow,
-    "identity_links": IdentityLinkRow,
-    "identity_overrides": IdentityOverrideRow,
-    "identity_conflicts": IdentityConflictRow,
-    "dead_letters": DeadLetterRow,
-    "erasures": ErasureRow,
+class Table(StrEnum):
+    """The pipeline's ClickHouse tables (docs/contract.md, Contract 3): the one place their names are written."""
+
+    TOUCHPOINTS = "touchpoints"
+    EXPERIENCE_SIGNALS = "experience_signals"
+    CUSTOMER_EXPERIENCE = "customer_experience"
+    CHURN_ALERTS = "churn_alerts"
+    JOURNEYS = "journeys"
+    IDENTITY_LINKS = "identity_links"
+    IDENTITY_OVERRIDES = "identity_overrides"
+    IDENTITY_CONFLICTS = "identity_conflicts"
+    DEAD_LETTERS = "dead_letters"
+    ERASURES = "erasures"
+
+
+ROWS_BY_TABLE: Final[dict[Table, type[tuple[object, ...]]]] = {
+    Table.TOUCHPOINTS: TouchpointRow,
+    Table.EXPERIENCE_SIGNALS: SignalRow,
+    Table.CUSTOMER_EXPERIENCE: CustomerRow,
+    Table.CHURN_ALERTS: AlertRow,
+    Table.JOURNEYS: JourneyRow,
+    Table.IDENTITY_LINKS: IdentityLinkRow,
+    Table.IDENTITY_OVERRIDES: IdentityOverrideRow,
+    Table.IDENTITY_CONFLICTS: IdentityConflictRow,
+    Table.DEAD_LETTERS: DeadLetterRow,
+    Table.ERASURES: ErasureRow,
 }
+TABLE_OF_ROW: Final[dict[type[tuple[object, ...]], Table]] = {row: table for table, row in ROWS_BY_TABLE.items()}

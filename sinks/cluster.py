@@ -18,25 +18,26 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from schemas.rows import Table
 from sinks.migrate import load_migrations, split_statements
 
 __all__ = ["EVERY_SERVER", "SHARDING_KEYS", "cluster_schema"]
 
 SHARDING_KEYS: Final = {
-    "touchpoints": "cityHash64(event_id)",
-    "experience_signals": "cityHash64(event_id)",
-    "customer_experience": "cityHash64(customer_key)",
-    "churn_alerts": "cityHash64(alert_id)",
-    "journeys": "cityHash64(journey_id)",
-    "identity_links": "cityHash64(identifier)",
-    "identity_overrides": "cityHash64(stitched_key)",
-    "identity_conflicts": "cityHash64(identifier)",
-    "dead_letters": "rand()",
+    Table.TOUCHPOINTS: "cityHash64(event_id)",
+    Table.EXPERIENCE_SIGNALS: "cityHash64(event_id)",
+    Table.CUSTOMER_EXPERIENCE: "cityHash64(customer_key)",
+    Table.CHURN_ALERTS: "cityHash64(alert_id)",
+    Table.JOURNEYS: "cityHash64(journey_id)",
+    Table.IDENTITY_LINKS: "cityHash64(identifier)",
+    Table.IDENTITY_OVERRIDES: "cityHash64(stitched_key)",
+    Table.IDENTITY_CONFLICTS: "cityHash64(identifier)",
+    Table.DEAD_LETTERS: "rand()",
     "schema_migrations": "version",
     "signals_hourly": "cityHash64(channel, signal)",
     "risk_daily": "cityHash64(customer_key)",
     "journey_funnel": "cityHash64(journey_id)",
-    "erasures": "cityHash64(request_id)",
+    Table.ERASURES: "cityHash64(request_id)",
 }
 # Held whole by every server, under its own name (no `_local`, no Distributed table). `erasure_subjects`: the
 # subqueries of `cxj forget`'s mutations read it, and each replica of each shard runs them on its own parts.

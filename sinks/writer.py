@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from schemas.errors import SinkError, SinkUnavailable
-from schemas.rows import ROWS_BY_TABLE, DeadLetterRow
+from schemas.rows import ROWS_BY_TABLE, DeadLetterRow, Table
 from sinks.clickhouse import ClickHouse
 from streams.domain.dead_letters import bare_dead_letter, refused_row
 
@@ -35,17 +35,17 @@ log = logging.getLogger(__name__)
 # Facts before what is derived from them: a crash between tables leaves the derived ones behind,
 # never ahead, and the replay rewrites them.
 TABLE_ORDER: Final = (
-    "dead_letters",
-    "touchpoints",
-    "experience_signals",
-    "journeys",
-    "identity_links",
-    "identity_overrides",
-    "identity_conflicts",
-    "churn_alerts",
-    "customer_experience",
+    Table.DEAD_LETTERS,
+    Table.TOUCHPOINTS,
+    Table.EXPERIENCE_SIGNALS,
+    Table.JOURNEYS,
+    Table.IDENTITY_LINKS,
+    Table.IDENTITY_OVERRIDES,
+    Table.IDENTITY_CONFLICTS,
+    Table.CHURN_ALERTS,
+    Table.CUSTOMER_EXPERIENCE,
     # Last: a forget acknowledgement is visible only once everything flushed with it is stored.
-    "erasures",
+    Table.ERASURES,
 )
 
 
@@ -204,7 +204,7 @@ class ClickHouseWriter:
         return [r for r in rows if _identity(r) not in stored]
 
 
-DEAD_LETTERS: Final = "dead_letters"
+DEAD_LETTERS: Final = Table.DEAD_LETTERS
 _FIELDS: Final = DeadLetterRow._fields
 _TOPIC, _PARTITION, _OFFSET, _IDX, _HASH = (
     _FIELDS.index(name) for name in ("topic", "partition", "offset", "idx", "payload_hash")

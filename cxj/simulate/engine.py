@@ -24,8 +24,8 @@ HOUR: Final = 60 * MIN
 DAY: Final = 24 * HOUR
 
 Event = dict[str, Any]
-Item = Event | bytes
-Message = tuple[bytes | None, bytes, int]  # key, value, touchpoints inside
+Payload = Event | bytes  # a touchpoint, or the bytes of a broken one
+Outgoing = tuple[bytes | None, bytes, int]  # a Kafka message to send: key, value, touchpoints inside
 # (stories, cumulative weights); a story is Callable[[_Engine, _Customer, int], None]
 StoryTable = tuple[list[Callable[..., None]], list[float]]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from cxj.simulate.engine import DAY, HOUR, INVALID_REASONS, TOPIC, Event, Item, Message, SimulationConfig, _Engine
+from cxj.simulate.engine import DAY, HOUR, INVALID_REASONS, TOPIC, Event, Outgoing, Payload, SimulationConfig, _Engine
 from cxj.simulate.stories import _BAD, _GOOD
 from schemas.errors import StackError
 from schemas.settings import Settings
@@ -63,7 +63,7 @@ def generate(config: SimulationConfig) -> Iterator[Event]:
     return _Engine(config, _GOOD, _BAD).events()
 
 
-def generate_raw(config: SimulationConfig) -> Iterator[Item]:
+def generate_raw(config: SimulationConfig) -> Iterator[Payload]:
     """`config.events` items: `generate(config)`'s dicts with broken payload bytes mixed in.
 
     The broken ones sit at random places and cycle through every Contract 1 rejection reason.
@@ -88,7 +88,7 @@ def generate_raw(config: SimulationConfig) -> Iterator[Item]:
             yield last
 
 
-def messages(items: Iterable[Item], batch_size: int = 1) -> Iterator[Message]:
+def messages(items: Iterable[Payload], batch_size: int = 1) -> Iterator[Outgoing]:
     """Kafka messages `(key, value, touchpoints)` for the items, as `produce` sends them.
 
     With `batch_size` 1 each dict is one message keyed by its customer_id (no key without one);
@@ -101,7 +101,7 @@ def messages(items: Iterable[Item], batch_size: int = 1) -> Iterator[Message]:
     return _singles(items) if batch_size == 1 else _batches(items, batch_size)
 
 
-def _singles(items: Iterable[Item]) -> Iterator[Message]:
+def _singles(items: Iterable[Payload]) -> Iterator[Outgoing]:
     for item in items:
         if isinstance(item, bytes):
             yield None, item, 1
@@ -110,7 +110,7 @@ def _singles(items: Iterable[Item]) -> Iterator[Message]:
         yield (cid.encode() if cid else None), orjson.dumps(item), 1
 
 
-def _batches(items: Iterable[Item], batch_size: int) -> Iterator[Message]:
+def _batches(items: Iterable[Payload], batch_size: int) -> Iterator[Outgoing]:
     parts: list[bytes] = []
     size = 0
     limit = MAX_BATCH_BYTES - 64
@@ -184,7 +184,7 @@ def _progress_bar(enabled: bool, total: int | None) -> Iterator[Callable[[int], 
 
 
 def produce(
-    settings: Settings, items: Iterable[Item], *, rate: float | None = None, batch_size: int = 1,
+    settings: Settings, items: Iterable[Payload], *, rate: float | None = None, batch_size: int = 1,
     total: int | None = None, progress: bool = False, topic: str = TOPIC,
 ) -> ProduceStats:  # fmt: skip
     """Send items to `topic` (dicts as JSON, bytes as they are); Kafka errors become StackError."""

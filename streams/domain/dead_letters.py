@@ -9,7 +9,7 @@ from typing import Any, Final
 import orjson
 
 from schemas.records import DeadLetter, RejectReason
-from schemas.rows import DeadLetterRow
+from schemas.rows import DeadLetterRow, Table
 from streams.domain.pii import redact, redact_label, redact_text
 
 __all__ = ["ROW_RAW_MAX", "SINK_TOPIC_PREFIX", "bare_dead_letter", "dead_letter_row", "refused_row"]
@@ -151,4 +151,4 @@ def refused_row(table: str, row: tuple[Any, ...], error: str, now_ms: int) -> De
 def bare_dead_letter(row: tuple[Any, ...], error: str, now_ms: int) -> DeadLetterRow:
     """What is left of a dead-letter row ClickHouse refused: that it happened, and why."""
     digest = hashlib.blake2b(repr(row).encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
-    return _sink_letter("dead_letters", "a dead letter", error, "", digest, now_ms, {})
+    return _sink_letter(Table.DEAD_LETTERS, "a dead letter", error, "", digest, now_ms, {})

@@ -4,115 +4,27 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-import orjson
-
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
-    AlertRow,
     CustomerRow,
     ErasureRow,
     IdentityOverrideRow,
     JourneyRow,
     SignalRow,
-    TouchpointRow,
 )
 from streams.domain.codec import Forward, Item, decode_entry, encode_forward, encode_state
-from streams.domain.customer import Applied, CustomerState, Policy, RetroSignal, event_hash
+from streams.domain.customer import CustomerState, Policy, RetroSignal, event_hash
 from streams.domain.identity import is_anonymous
 from streams.domain.journeys import Journey, channel_names, row_id
+from streams.domain.outputs import Output, retirement_row, touchpoint_row
 
-__all__ = ["ALERT_NAMESPACE", "Output", "PartitionState", "alert_row", "touchpoint_row"]
+__all__ = ["ALERT_NAMESPACE", "PartitionState"]
 
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")
-
-
-@dataclass(slots=True)
-class Output:
-    """Everything one call produced: rows by table, items to re-route, alerts, changed keys."""
-
-    rows: dict[str, list[tuple[object, ...]]] = field(default_factory=dict)
-    forward: list[Item] = field(default_factory=list)
-    alerts: list[ChurnAlert] = field(default_factory=list)
-    changed: dict[str, bytes | None] = field(default_factory=dict)
-    duplicates: int = 0
-    signals: Counter[str] = field(default_factory=Counter)
-    journeys_opened: Counter[str] = field(default_factory=Counter)
-    journeys_closed: Counter[tuple[str, str]] = field(default_factory=Counter)
-    journey_seconds: list[tuple[str, float]] = field(default_factory=list)
-    merges: int = 0
-    erased: int = 0
-
-    def add(self, table: str, row: tuple[object, ...]) -> None:
-        self.rows.setdefault(table, []).append(row)
-
-
-def alert_row(a: ChurnAlert) -> AlertRow:
-    """The `churn_alerts` row of an alert (the same record goes to topic `cx.churn.alerts`)."""
-    return AlertRow(
-        alert_id=a.alert_id,
-        customer_key=a.customer_key,
-        level=a.level,
-        previous_level=a.previous_level,
-        dissatisfied_90d=a.dissatisfied_90d,
-        experience_keys=a.experience_keys,
-        signals=a.signals,
-        dimensions=a.dimensions,
-        triggered_at=int(a.triggered_at.timestamp()),
-        lifetime_value=a.lifetime_value,
-        emitted_at=int(a.emitted_at.timestamp()),
-    )
-
-
-def touchpoint_row(rec: TouchpointRecord, key: str, applied: Applied | None, signals: list[str]) -> TouchpointRow:
-    """The `touchpoints` row: stitched key, experience, journey, signals, hashed identifiers."""
-    ids = {}
-    for identifier in rec.identifiers:
-        kind, _, value = identifier.partition(":")
-        ids[kind] = value
-    return TouchpointRow(
-        rec.event_id,
-        key,
-        rec.channel,
-        rec.event_type,
-        rec.occurred_ms // 1000,
-        rec.occurred_ms,
-        rec.received_ms // 1000,
-        rec.source,
-        applied.experience_key if applied else "",
-        row_id(key, applied.journey_id) if applied and applied.journey_id else "",
-        signals,
-        rec.customer_id or "",
-        ids.get("anon", ""),
-        ids.get("device", ""),
-        ids.get("phone", ""),
-        ids.get("email", ""),
-        ids.get("wechat", ""),
-        rec.order_id or "",
-        rec.case_id or "",
-        rec.contact_id or "",
-        rec.session_id or "",
-        rec.agent_id or "",
-        rec.store_id or "",
-        rec.wait_seconds,
-        rec.transfers,
-        rec.handled_by or "",
-        None if rec.resolved is None else int(rec.resolved),
-        rec.csat,
-        rec.nps,
-        rec.ces,
-        rec.rating,
-        rec.sentiment,
-        rec.amount,
-        rec.currency or "",
-        orjson.dumps(rec.attributes).decode() if rec.attributes else "{}",
-        1,
-    )
 
 
 class PartitionState:
@@ -214,7 +126,17 @@ class PartitionState:
         out.changed[item.key] = None
         out.erased += existed
         request_id, number = item.target, int(item.blob or b"0")
-        out.add("erasures", ErasureRow(request_id, "state", number, self.partition, 1, int(existed), now_ms // 1000))
+        out.add(
+            ErasureRow(
+                request_id=request_id,
+                stage="state",
+                item=number,
+                partition=self.partition,
+                expected=1,
+                erased=int(existed),
+                done_at=now_ms // 1000,
+            )
+        )
 
     def _pass_on(self, item: Item, forward: Forward, now_ms: int, out: Output) -> None:
         """A key merged away: route its traffic to where its state went."""
@@ -231,7 +153,7 @@ class PartitionState:
                 version = max(moved.version + 1, now_ms)
                 for journey in moved.journeys.values():
                     into = row_id(forward.target, journey.jid)
-                    out.add("journeys", _retirement_row(item.key, journey, into, version, now_ms))
+                    out.add(retirement_row(item.key, journey, into, version, now_ms))
 
     def _apply(self, state: CustomerState, rec: TouchpointRecord, out: Output) -> None:
         if rec.occurred_ms > self.max_event_ms:
@@ -241,23 +163,22 @@ class PartitionState:
             out.duplicates += 1
             return
         key = state.key
-        out.add("touchpoints", touchpoint_row(rec, key, applied, [s.name for s in applied.signals]))
+        out.add(touchpoint_row(rec, key, applied, [s.name for s in applied.signals]))
         for s in applied.signals:
             out.signals[s.name] += 1
             out.add(
-                "experience_signals",
                 SignalRow(
-                    rec.event_id,
-                    key,
-                    applied.experience_key,
-                    s.name,
-                    s.polarity,
-                    s.dimension,
-                    rec.channel,
-                    rec.event_type,
-                    rec.occurred_ms // 1000,
-                    row_id(key, applied.journey_id) if applied.journey_id else "",
-                ),
+                    event_id=rec.event_id,
+                    customer_key=key,
+                    experience_key=applied.experience_key,
+                    signal=s.name,
+                    polarity=s.polarity,
+                    dimension=s.dimension,
+                    channel=rec.channel,
+                    event_type=rec.event_type,
+                    occurred_at=rec.occurred_ms // 1000,
+                    journey_id=row_id(key, applied.journey_id) if applied.journey_id else "",
+                )
             )
         if applied.opened:
             out.journeys_opened[applied.opened] += 1
@@ -280,19 +201,18 @@ class PartitionState:
         for r in retro:
             out.signals[r.signal.name] += 1
             out.add(
-                "experience_signals",
                 SignalRow(
-                    r.event_id,
-                    key,
-                    r.experience_key,
-                    r.signal.name,
-                    r.signal.polarity,
-                    r.signal.dimension,
-                    r.channel,
-                    "contact_started",
-                    r.occurred_ms // 1000,
-                    "",
-                ),
+                    event_id=r.event_id,
+                    customer_key=key,
+                    experience_key=r.experience_key,
+                    signal=r.signal.name,
+                    polarity=r.signal.polarity,
+                    dimension=r.signal.dimension,
+                    channel=r.channel,
+                    event_type="contact_started",
+                    occurred_at=r.occurred_ms // 1000,
+                    journey_id="",
+                )
             )
 
     def _retired_rows(self, state: CustomerState, retired: list[Journey], now_ms: int, out: Output) -> None:
@@ -301,34 +221,35 @@ class PartitionState:
         for journey in retired:
             into = next((j.jid for j in state.journeys.values() if j.events >= journey.events), "")
             into_id = row_id(state.key, into) if into else "merged"
-            out.add("journeys", _retirement_row(state.key, journey, into_id, state.version, now_ms))
+            out.add(retirement_row(state.key, journey, into_id, state.version, now_ms))
 
     def _move_out(self, state: CustomerState, target: str, now_ms: int, out: Output) -> None:
         """Send this key's state to the key it was linked to; leave a zeroed row behind."""
         out.forward.append(Item("state", target, None, state.key, encode_state(state)))
         version = max(state.version + 1, now_ms)
         out.add(
-            "customer_experience",
             CustomerRow(
-                state.key,
-                0,
-                0,
-                0.0,
-                "none",
-                state.latest // 1000,
-                version,
-                0.0,
-                0,
-                0,
-                target,
-                now_ms // 1000,
-            ),
+                customer_key=state.key,
+                dissatisfied_90d=0,
+                satisfied_90d=0,
+                experience_score=0.0,
+                churn_risk="none",
+                last_event_at=state.latest // 1000,
+                version=version,
+                lifetime_value=0.0,
+                experiences=0,
+                open_journeys=0,
+                merged_into=target,
+                updated_at=now_ms // 1000,
+            )
         )
         for old in (state.key, *state.aliases):
-            out.add("identity_overrides", IdentityOverrideRow(old, target, now_ms // 1000, version))
+            out.add(
+                IdentityOverrideRow(stitched_key=old, customer_key=target, merged_at=now_ms // 1000, version=version)
+            )
         # The journeys follow the state; rows stored under this key's own ids point to their new ids.
         for journey in state.journeys.values():
-            out.add("journeys", _retirement_row(state.key, journey, row_id(target, journey.jid), version, now_ms))
+            out.add(retirement_row(state.key, journey, row_id(target, journey.jid), version, now_ms))
         out.merges += 1
 
     def _finish(self, state: CustomerState, now_ms: int, watermark: int, out: Output) -> None:
@@ -341,21 +262,20 @@ class PartitionState:
         for journey in state.journeys.values():
             open_journeys += self._journey_row(state, journey, watermark, now_ms, out) == "open"
         out.add(
-            "customer_experience",
             CustomerRow(
-                state.key,
-                counters.dissatisfied,
-                counters.satisfied,
-                counters.score,
-                counters.level,
-                state.latest // 1000,
-                state.version,
-                lifetime,
-                len(state.exps),
-                open_journeys,
-                "",
-                now_ms // 1000,
-            ),
+                customer_key=state.key,
+                dissatisfied_90d=counters.dissatisfied,
+                satisfied_90d=counters.satisfied,
+                experience_score=counters.score,
+                churn_risk=counters.level,
+                last_event_at=state.latest // 1000,
+                version=state.version,
+                lifetime_value=lifetime,
+                experiences=len(state.exps),
+                open_journeys=open_journeys,
+                merged_into="",
+                updated_at=now_ms // 1000,
+            )
         )
         self._schedule(state)
         value = encode_state(state)
@@ -373,22 +293,21 @@ class PartitionState:
             out.journey_seconds.append((journey.jtype, ((ended_at or journey.last) - journey.started) / 1000))
         journey.emitted = status
         out.add(
-            "journeys",
             JourneyRow(
-                row_id(state.key, journey.jid),
-                state.key,
-                journey.jtype,
-                status,
-                journey.started // 1000,
-                None if ended_at is None else ended_at // 1000,
-                journey.last // 1000,
-                len(journey.events),
-                channel_names(journey.channels),
-                int(journey.dissatisfying),
-                "",
-                state.version,
-                now_ms // 1000,
-            ),
+                journey_id=row_id(state.key, journey.jid),
+                customer_key=state.key,
+                journey_type=journey.jtype,
+                status=status,
+                started_at=journey.started // 1000,
+                ended_at=None if ended_at is None else ended_at // 1000,
+                last_event_at=journey.last // 1000,
+                touchpoints=len(journey.events),
+                channels=channel_names(journey.channels),
+                dissatisfying=int(journey.dissatisfying),
+                merged_into="",
+                version=state.version,
+                updated_at=now_ms // 1000,
+            )
         )
         return status
 
@@ -483,22 +402,3 @@ class PartitionState:
                 self.data.pop(key, None)
                 out.changed[key] = None
         return out
-
-
-def _retirement_row(key: str, journey: Journey, into: str, version: int, now_ms: int) -> JourneyRow:
-    """A journey stored under an id it no longer has: zero touchpoints and a pointer (`merged_into`)."""
-    return JourneyRow(
-        row_id(key, journey.jid),
-        key,
-        journey.jtype,
-        "abandoned",
-        journey.started // 1000,
-        journey.last // 1000,
-        journey.last // 1000,
-        0,
-        [],
-        0,
-        into,
-        version,
-        now_ms // 1000,
-    )

@@ -16,7 +16,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
-from schemas.rows import ErasureRow
+from schemas.rows import ErasureRow, Table
 from schemas.settings import Settings
 from streams.domain.arbiter import Arbitration, arbitrate
 from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
@@ -25,7 +25,7 @@ from streams.domain.dead_letters import dead_letter_row
 from streams.domain.identity import IdentityGraph
 from streams.domain.ingest import IngestConfig, Message, ingest
 from streams.domain.journeys import JourneyPolicy
-from streams.domain.processor import Output, alert_row
+from streams.domain.outputs import Output, alert_row
 from streams.domain.routing import partition_for, route
 from streams.domain.signals import Classifier, load_rules
 from streams.runtime.flush import Flusher
@@ -212,7 +212,7 @@ class Pipeline:
             self.metrics.pii_hashed.labels(name).inc(n)
         self.flusher.add_futures(await self._send_ingest(routed.by_partition, routed.claims, result.rejected))
         if result.rejected:
-            self.flusher.add_rows({"dead_letters": [dead_letter_row(d) for d in result.rejected]})
+            self.flusher.add_rows({Table.DEAD_LETTERS: [dead_letter_row(d) for d in result.rejected]})
         self.flusher.add_ack(lambda: self._ack(stream, events))
 
     async def _send_ingest(
@@ -271,7 +271,7 @@ class Pipeline:
         m = self.metrics
         rows = out.rows
         if out.alerts:
-            rows.setdefault("churn_alerts", []).extend(alert_row(a) for a in out.alerts)
+            rows.setdefault(Table.CHURN_ALERTS, []).extend(alert_row(a) for a in out.alerts)
         self.flusher.add_rows(rows)
         if out.forward:
             self.flusher.add_futures(await self._send_forward(out.forward))
@@ -358,7 +358,11 @@ class Pipeline:
                 self.metrics.identity_conflicts.labels(reason).inc(n)
             self.metrics.identity_links.inc(len(arb.links))
             self.flusher.add_rows(
-                {"identity_links": arb.link_rows, "identity_conflicts": arb.conflict_rows, "erasures": erasure_rows}
+                {
+                    Table.IDENTITY_LINKS: arb.link_rows,
+                    Table.IDENTITY_CONFLICTS: arb.conflict_rows,
+                    Table.ERASURES: erasure_rows,
+                }
             )
             links, merges = arb.links, arb.merges
             self.flusher.add_send(
@@ -382,7 +386,15 @@ class Pipeline:
         self.metrics.erasures.labels("identity").inc()
         log.info("forget request %s: %d identifiers unlinked, %d keys to erase",
                  request.request_id, len(erased.identifiers), len(erased.keys))  # fmt: skip
-        return ErasureRow(request.request_id, "identity", 0, 0, len(erased.keys), len(erased.identifiers), now // 1000)
+        return ErasureRow(
+            request_id=request.request_id,
+            stage="identity",
+            item=0,
+            partition=0,
+            expected=len(erased.keys),
+            erased=len(erased.identifiers),
+            done_at=now // 1000,
+        )
 
     async def _send_identity(
         self, links: list[IdentityLink], merges: dict[int, list[Item]], unlinked: list[str]

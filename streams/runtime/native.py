@@ -46,7 +46,9 @@ MODULES: Final = (
     "customer",
     "identity",
     "codec",
+    "fields",
     "ingest",
+    "outputs",
     "processor",
     "routing",
 )

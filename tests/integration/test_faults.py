@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cxj.bench_pipeline import reset_stack_data
+from cxj.bench.pipeline import reset_stack_data
 from cxj.demo import WorkerProcess, wait_drained
 from cxj.simulate import SimulationConfig, generate_raw, produce
 from deploy.local.stack import LocalStack

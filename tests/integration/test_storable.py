@@ -25,7 +25,8 @@ from sinks.writer import Batch, ClickHouseWriter
 from streams.domain.codec import Item
 from streams.domain.dead_letters import dead_letter_row
 from streams.domain.ingest import IngestConfig, Message, ingest
-from streams.domain.processor import PartitionState, alert_row
+from streams.domain.outputs import alert_row
+from streams.domain.processor import PartitionState
 from streams.runtime.metrics import PipelineMetrics
 from tests.factories import SECRET, policy
 

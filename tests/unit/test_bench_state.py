@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from cxj.bench_state import StateBenchConfig, run_state_bench
+from cxj.bench.state import StateBenchConfig, run_state_bench
 from schemas.settings import Settings
 
 

@@ -18,7 +18,8 @@ from streams.domain.arbiter import arbitrate
 from streams.domain.codec import Forward, Item, decode_entry
 from streams.domain.customer import CustomerState, Policy
 from streams.domain.identity import IdentityGraph
-from streams.domain.processor import Output, PartitionState
+from streams.domain.outputs import Output
+from streams.domain.processor import PartitionState
 from streams.domain.routing import partition_for, route
 
 NOW = 2_000_000_000_000

@@ -8,7 +8,8 @@ from typing import Any
 
 from schemas.records import ChurnAlert, TouchpointRecord
 from streams.domain.codec import Item, decode_state
-from streams.domain.processor import Output, PartitionState
+from streams.domain.outputs import Output
+from streams.domain.processor import PartitionState
 from tests.factories import T0, days, policy, record
 
 NOW = 2_000_000_000_000

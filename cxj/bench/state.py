@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import SecretStr
 
-from cxj.bench_pipeline import status_mb
+from cxj.bench.pipeline import status_mb
 from schemas.settings import Settings
 
 __all__ = ["StateBenchConfig", "run_state_bench"]
