@@ -251,7 +251,9 @@ class CustomerState:
             for anchor_id in sorted(anchors):
                 retro.extend(self._flag_repeats(anchor_id, rc, policy))
         self.alerted = sorted(set(self.alerted) | set(other.alerted))
-        # `held` itself is rebuilt by new_crossings, which always follows; the earlier wait is kept.
+        # `held` is rebuilt by new_crossings, which always follows; until then it keeps the strikes of both
+        # keys' held crossings from pruning. The earlier wait is kept.
+        self.held = sorted(set(self.held) | set(other.held))
         self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0)
         self.aliases = sorted({*self.aliases, *other.aliases, other.key} - {self.key})
         return retro, retired
@@ -322,10 +324,13 @@ class CustomerState:
     def prune(self, policy: Policy, watermark: int) -> list[Journey]:
         """Drop what lies beyond the window plus allowed lateness; returns journeys dropped."""
         cut = self.latest - policy.window - policy.lateness
+        # A held crossing was judged and only waits (wall clock) for a link: every strike its window
+        # reaches stays until it is alerted, so that pruning (event time) never judges it away.
+        keep = min(self.held) - policy.window if self.held else None
         if any(e.last < cut for e in self.exps.values()):
             kept = {}
             for k, e in self.exps.items():
-                if e.last >= cut:
+                if e.last >= cut or (keep is not None and e.first_neg and e.first_neg >= keep):
                     kept[k] = e
                 elif e.first_neg > self.horizon:
                     self.horizon = e.first_neg

@@ -263,3 +263,34 @@ def test_an_anonymous_key_never_linked_alerts_under_its_own_key_when_the_hold_en
     again = PartitionState(0, policy(anonymous_hold=HOLD))
     again.restore(held.data.items())
     assert [a.customer_key for a in again.expire(NOW + HOLD, watermark=0).alerts] == [anon]
+
+
+def test_a_held_episode_keeps_its_strikes_when_a_later_event_moves_the_cut_past_them() -> None:
+    # Three strikes under an anonymous key, held; an event 125 days later moves the pruning cut (window +
+    # lateness) past them before the hold ends. The held alert is delayed, never dropped: it is raised
+    # when the hold ends, naming its strikes, and only once.
+    ps = PartitionState(0, policy(anonymous_hold=HOLD))
+    anon = "~anon:a1"
+    assert process(ps, *(complaint(f"A{i}", i, key=anon) for i in range(3))).alerts == []
+    assert process(ps, browse(125, key=anon)).alerts == []
+    assert decode_state(ps.data[anon]).held == [(T0 + days(2)).timestamp() * 1000]
+    [alert] = ps.expire(NOW + HOLD, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == (anon, T0 + days(2))
+    assert alert.experience_keys == ["case:A0", "case:A1", "case:A2"]
+    assert ps.expire(NOW + 3 * HOLD, watermark=0).alerts == []
+    # Once alerted, the strikes can go: the next batch prunes them and alerts nothing more.
+    assert process(ps, browse(126, key=anon)).alerts == []
+    state = decode_state(ps.data[anon])
+    assert state.held == [] and not [k for k in state.exps if k.startswith("case:")]
+
+
+def test_a_held_episode_pruned_past_by_a_later_event_is_alerted_by_the_customer_it_merges_into() -> None:
+    ps = PartitionState(0, policy(anonymous_hold=HOLD))
+    anon = "~anon:a1"
+    process(ps, *(complaint(f"A{i}", i, key=anon) for i in range(3)))
+    process(ps, browse(125, key=anon))
+    moved = ps.process([Item("merge", anon, None, "C1")], NOW + 1_000, watermark=0)
+    [alert] = ps.process(moved.forward, NOW + 1_000, watermark=0).alerts
+    assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(2))
+    assert alert.experience_keys == ["case:A0", "case:A1", "case:A2"]
+    assert ps.expire(NOW + 2 * HOLD, watermark=0).alerts == []
