@@ -1,6 +1,8 @@
 """The ClickHouse cluster variant of the schema: Replicated*MergeTree shards behind Distributed tables.
 
-Derived from the same migrations as the single-node schema, so the two never drift:
+Derived from the same migrations as the single-node schema, so the two never drift; as current releases run them
+(each migration's `.current.sql` file where it has one), since a cluster runs a current ClickHouse (the
+generated ALTERs use `ADD COLUMN IF NOT EXISTS`, which 18.16 lacks):
 - every `CREATE TABLE {db}.t ... ENGINE = XMergeTree(args)` becomes `{db}.t_local` with
   `ReplicatedXMergeTree('/clickhouse/tables/{shard}/{db}/t', '{replica}', args)` ON CLUSTER, plus
   `{db}.t` as `Distributed(cluster, db, t_local, <sharding key>)` so the pipeline and BI keep the same names;
@@ -19,7 +21,7 @@ import re
 from typing import Final
 
 from schemas.rows import Table
-from sinks.migrate import load_migrations, split_statements
+from sinks.migrate import CURRENT, load_migrations, split_statements
 
 __all__ = ["EVERY_SERVER", "SHARDING_KEYS", "cluster_schema"]
 
@@ -102,7 +104,7 @@ def _alter(statement: str, cluster: str) -> list[str]:
 def cluster_schema(database: str = "cx", cluster: str = "cx") -> str:
     """The whole schema as ON CLUSTER DDL for `cluster`, database `database`."""
     out = [f"CREATE DATABASE IF NOT EXISTS {{db}} ON CLUSTER '{cluster}'"]
-    for migration in load_migrations():
+    for migration in load_migrations(engine=CURRENT):
         for statement in split_statements(migration.sql):
             text = statement.strip()
             upper = text.upper()

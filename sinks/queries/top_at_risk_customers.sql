@@ -6,13 +6,13 @@ FROM
     SELECT customer_key, lifetime_value, dissatisfied_90d, experience_score
     FROM {db}.customer_experience FINAL
     WHERE merged_into = '' AND churn_risk = 'high'
-)
+) AS customers
 ANY LEFT JOIN
 (
     SELECT customer_key, argMax(experience_keys, triggered_at) AS experience_keys,
            argMax(signals, triggered_at) AS signals
     FROM {db}.churn_alerts FINAL
     GROUP BY customer_key
-) USING (customer_key)
+) AS latest_alert USING (customer_key)
 ORDER BY lifetime_value DESC, customer_key
 LIMIT 20

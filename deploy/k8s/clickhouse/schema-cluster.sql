@@ -212,13 +212,13 @@ SELECT
 FROM
 (
     SELECT *, customer_key AS stitched_key FROM cx.touchpoints FINAL
-)
+) AS stitched
 GLOBAL ANY LEFT JOIN
 (
     SELECT stitched_key, argMax(customer_key, version) AS resolved_key
     FROM cx.identity_overrides
     GROUP BY stitched_key
-) USING (stitched_key);
+) AS overrides USING (stitched_key);
 
 CREATE VIEW IF NOT EXISTS cx.experience_signals_resolved ON CLUSTER 'cx' AS
 SELECT
@@ -229,13 +229,13 @@ SELECT
 FROM
 (
     SELECT *, customer_key AS stitched_key FROM cx.experience_signals FINAL
-)
+) AS stitched
 GLOBAL ANY LEFT JOIN
 (
     SELECT stitched_key, argMax(customer_key, version) AS resolved_key
     FROM cx.identity_overrides
     GROUP BY stitched_key
-) USING (stitched_key);
+) AS overrides USING (stitched_key);
 
 CREATE TABLE IF NOT EXISTS cx.signals_hourly_local ON CLUSTER 'cx'
 (
@@ -359,13 +359,13 @@ SELECT
 FROM
 (
     SELECT *, customer_key AS stitched_key FROM cx.churn_alerts FINAL
-)
+) AS stitched
 GLOBAL ANY LEFT JOIN
 (
     SELECT stitched_key, argMax(customer_key, version) AS resolved_key
     FROM cx.identity_overrides
     GROUP BY stitched_key
-) USING (stitched_key);
+) AS overrides USING (stitched_key);
 
 CREATE VIEW IF NOT EXISTS cx.journeys_resolved ON CLUSTER 'cx' AS
 SELECT
@@ -377,10 +377,10 @@ SELECT
 FROM
 (
     SELECT *, customer_key AS stitched_key FROM cx.journeys FINAL
-)
+) AS stitched
 GLOBAL ANY LEFT JOIN
 (
     SELECT stitched_key, argMax(customer_key, version) AS resolved_key
     FROM cx.identity_overrides
     GROUP BY stitched_key
-) USING (stitched_key);
+) AS overrides USING (stitched_key);

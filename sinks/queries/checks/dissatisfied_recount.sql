@@ -10,9 +10,9 @@ FROM
         SELECT customer_key, dissatisfied_90d, toUInt32(last_event_at) AS t
         FROM {db}.customer_experience FINAL
         WHERE merged_into = ''
-    )
+    ) AS customers
     ANY LEFT JOIN
-    ({person_negatives}) USING (customer_key)
+    ({person_negatives}) AS negatives USING (customer_key)
 )
 WHERE dissatisfied_90d < arrayCount((g, tt) -> g >= tt - %(window)s + 1 AND g <= tt, negs,
                                     arrayResize([t], length(negs), t))

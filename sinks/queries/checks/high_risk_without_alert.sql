@@ -14,16 +14,16 @@ FROM
             SELECT customer_key, toUInt32(last_event_at) AS t, updated_at
             FROM {db}.customer_experience FINAL
             WHERE churn_risk = 'high' AND merged_into = ''
-        )
+        ) AS customers
         ANY LEFT JOIN
         (
             SELECT customer_key, max(toUInt32(triggered_at)) AS last_alert
             FROM {db}.churn_alerts_resolved
             GROUP BY customer_key
-        ) USING (customer_key)
-    )
+        ) AS alerts USING (customer_key)
+    ) AS alerted
     ANY LEFT JOIN
-    ({person_negatives}) USING (customer_key)
+    ({person_negatives}) AS negatives USING (customer_key)
 )
 WHERE NOT (startsWith(customer_key, '~') AND updated_at > now() - %(hold)s)
   AND (last_alert = 0

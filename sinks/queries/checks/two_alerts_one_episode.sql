@@ -19,13 +19,13 @@ FROM
                 SELECT stitched_key, toUInt32(min(merged_at)) AS merged_at
                 FROM {db}.identity_overrides
                 GROUP BY stitched_key
-            ) USING (stitched_key)
+            ) AS merges USING (stitched_key)
         )
         GROUP BY customer_key
         HAVING count() > 1
-    )
+    ) AS alerted
     ANY INNER JOIN
-    ({person_negatives}) USING (customer_key)
+    ({person_negatives}) AS negatives USING (customer_key)
 )
 WHERE arrayExists(
     (i, al, ng) -> i > 1
