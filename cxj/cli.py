@@ -40,6 +40,19 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
     return load_settings(**base)
 
 
+def _kafka_settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """The settings of a command that talks to Kafka, once one connection with them has worked.
+
+    A wrong password or certificate authority is an error naming the setting within a second, instead of a
+    client retrying until its timeout (streams/runtime/kafka_access.py).
+    """
+    from streams.runtime.kafka_access import check_kafka_access
+
+    settings = _settings(ctx, **overrides)
+    check_kafka_access(settings)
+    return settings
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -113,7 +126,7 @@ def init(ctx: typer.Context) -> None:
     from sinks.migrate import migrate
     from streams.runtime.topics import create_topics
 
-    settings = _settings(ctx)
+    settings = _kafka_settings(ctx)
     created = create_topics(settings)
     console.print(f"topics created: {', '.join(created) or 'none (all present)'}")
     ran = migrate(ClickHouse(settings.clickhouse_schema_admin))  # the writer may not change the schema
@@ -129,7 +142,7 @@ def worker(
     """Run the Faust worker (ingest, stitch, identity arbiter; metrics at /metrics)."""
     from streams.runtime.worker import run_worker
 
-    run_worker(_settings(ctx, worker_web_port=web_port), loglevel=loglevel)
+    run_worker(_kafka_settings(ctx, worker_web_port=web_port), loglevel=loglevel)
 
 
 # --- traffic -----------------------------------------------------------------------------------
@@ -151,7 +164,7 @@ def simulate(
     """Send seedable multi-channel traffic (the stories of docs/contract.md) to cx.touchpoints."""
     from cxj.simulate import SimulationConfig, generate_raw, produce
 
-    settings = _settings(ctx)
+    settings = _kafka_settings(ctx)
     config = SimulationConfig(
         seed=seed, customers=customers, events=events, days=days, now=datetime.now(UTC),
         unhappy_share=unhappy_share, invalid_share=invalid_share, region=settings.default_region,
@@ -188,7 +201,7 @@ def check(
     from cxj.check import render, run_all
     from sinks.clickhouse import ClickHouse
 
-    settings = _settings(ctx)
+    settings = _kafka_settings(ctx) if dlq else _settings(ctx)
     results = run_all(ClickHouse(settings.clickhouse_bi), settings, dlq=dlq)
     render(results, console)
     if not all(r.ok for r in results):
@@ -259,7 +272,7 @@ def dlq_replay(
     """Re-send dead letters to cx.touchpoints; progress is committed, so a second run re-sends nothing."""
     from cxj.dlq import replay
 
-    stats = replay(_settings(ctx), reasons=set(reason or ()) or None, from_beginning=from_beginning,
+    stats = replay(_kafka_settings(ctx), reasons=set(reason or ()) or None, from_beginning=from_beginning,
                    dry_run=dry_run)  # fmt: skip
     verb = "would replay" if dry_run else "replayed"
     detail = ", ".join(f"{r} {n}" for r, n in stats.by_reason.most_common()) or "none"
@@ -283,7 +296,7 @@ def forget(
     """Erase a customer everywhere: worker state, identity links, every ClickHouse table (GDPR/PIPL erasure)."""
     from cxj.forget import forget as erase
 
-    report = erase(_settings(ctx), customer, identifier=identifier, timeout=timeout)
+    report = erase(_kafka_settings(ctx), customer, identifier=identifier, timeout=timeout)
     rows = ", ".join(f"{t} {n:,}" for t, n in report.rows.items() if n) or "none"
     console.print(
         f"forgot {report.key}: {report.identifiers} identifiers unlinked, {report.keys} keys, "

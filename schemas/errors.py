@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "CxjError",
+    "KafkaAccessError",
     "MigrationError",
     "SinkError",
     "SinkUnavailable",
@@ -19,6 +20,10 @@ class CxjError(Exception):
 
 class ConfigError(CxjError):
     """A setting is missing or malformed."""
+
+
+class KafkaAccessError(CxjError):
+    """The broker cannot be reached or refuses these credentials; names the setting to fix."""
 
 
 class StackError(CxjError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -192,8 +193,31 @@ class Settings(BaseSettings):
             )
         return self.pii_secret.get_secret_value().encode()
 
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of an SSL or SASL_SSL connection: CXJ_KAFKA_SSL_CAFILE (else the system's CAs),
+        and a client certificate when CXJ_KAFKA_SSL_CERTFILE is set."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+            if self.kafka_ssl_certfile is not None:
+                context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"CXJ_KAFKA_SSL_CAFILE / CXJ_KAFKA_SSL_CERTFILE / CXJ_KAFKA_SSL_KEYFILE: cannot be read: {exc}"
+            ) from None
+        return context
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Security options in aiokafka's spelling (a TLS context instead of file names)."""
+        opts = {k: v for k, v in self.kafka_client_options().items() if not k.startswith("ssl_")}
+        context = self.kafka_ssl_context()
+        if context is not None:
+            opts["ssl_context"] = context
+        return opts
+
     def kafka_client_options(self) -> dict[str, Any]:
-        """Security options in aiokafka/kafka-python spelling."""
+        """Security options in kafka-python's spelling."""
         opts: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
         if self.kafka_security_protocol.startswith("SASL"):
             if not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):

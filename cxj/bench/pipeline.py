@@ -1,6 +1,6 @@
 """End-to-end throughput, latency and memory of the pipeline on a private local stack (`cxj bench pipeline`).
 
-Each scenario starts from nothing: the broker is restarted (Tansu keeps topics in memory), the database is
+Each scenario starts from nothing: the broker is emptied (`LocalStack.reset_kafka`), the database is
 recreated, N touchpoints from `cxj simulate` are preloaded, then the workers start and the clock runs until
 the consumer group has committed every input offset, which the worker does only after every derived row is
 in ClickHouse. The same run measures the raw aiokafka consume + orjson decode rate of the preloaded topic, so
@@ -241,13 +241,12 @@ def _free_ports(n: int) -> list[int]:
 
 
 def reset_stack_data(stack: Any, settings: Settings) -> None:
-    """A fresh broker (in-memory topics) and a fresh database, then topics and schema."""
+    """An empty broker (its log removed and formatted again) and a fresh database, then topics and schema."""
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
     from streams.runtime.topics import create_topics
 
-    stack.stop("kafka")
-    stack.start("kafka")
+    stack.reset_kafka()
     create_topics(settings)
     admin = settings.clickhouse_admin
     boot = ClickHouse(ClickHouseDSN(admin.host, admin.port, admin.user, admin.password, "default"))

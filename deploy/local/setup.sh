@@ -4,11 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # chromium: the HTML report is checked in headless Chromium.
-APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertmanager chromium)
+# A JRE runs the Apache Kafka broker; Maven fetches it from Maven Central (deploy/kafka/pom.xml).
+APT_PACKAGES=(clickhouse-server clickhouse-client prometheus prometheus-alertmanager chromium openjdk-17-jre-headless maven)
 VENV=.venv
 
 missing=()
-for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool chromium gcc; do
+for cmd in clickhouse-server clickhouse-client prometheus promtool prometheus-alertmanager amtool chromium gcc java mvn; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 py=""
@@ -41,6 +42,17 @@ if [ ${#missing[@]} -gt 0 ] || [ -z "$py" ]; then
   [ -n "$py" ] || py=$(command -v python3.11 || command -v python3)
 fi
 
+# Apache Kafka and its dependencies from Maven Central, once: Maven keeps the downloads in ~/.m2 and the jars
+# are copied to build/kafka-<version>/lib; the stamp names the POM's hash, so an unchanged POM runs no Maven.
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
+kafka_stamp="build/kafka-$kafka_version/.fetched-$(sha256sum deploy/kafka/pom.xml | cut -c1-16)"
+if [ ! -e "$kafka_stamp" ]; then
+  echo "setup: fetching Apache Kafka $kafka_version from Maven Central"
+  rm -rf "build/kafka-$kafka_version"
+  mvn -B -q -f deploy/kafka/pom.xml dependency:copy-dependencies
+  touch "$kafka_stamp"
+fi
+
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV with $py"
@@ -49,7 +61,7 @@ fi
 if [ ! -e "$stamp" ]; then
   echo "setup: installing cx-journeys and its tools into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev,stack,native]'
+  "$VENV/bin/python" -m pip install -q -e '.[dev,native]'
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

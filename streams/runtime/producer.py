@@ -57,7 +57,7 @@ class BatchProducer:
             max_batch_size=1024 * 1024,
             max_request_size=16 * 1024 * 1024,
             request_timeout_ms=30_000,
-            **self.settings.kafka_client_options(),
+            **self.settings.aiokafka_options(),
         )
         await self._client.start()
 

@@ -31,7 +31,7 @@ def _consumer(settings: Settings, client_id: str) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
-        **settings.kafka_client_options(),
+        **settings.aiokafka_options(),
     )
 
 

@@ -1,4 +1,4 @@
-"""The real local stack for integration tests: Tansu, ClickHouse, Prometheus, Alertmanager on free ports.
+"""The real local stack for integration tests: Apache Kafka, ClickHouse, Prometheus, Alertmanager on free ports.
 
 One stack per test session (it starts in a few seconds); each test uses its own customer and event ids, so
 tests share it without interfering. `pipeline` adds topics, the schema and one running worker.

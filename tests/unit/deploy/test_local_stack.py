@@ -22,7 +22,9 @@ CREDS = {"admin_password": "a" * 24, "writer_password": "w" * 24, "bi_password":
 def _no_binaries_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Config writing checks that the binaries exist; these tests need none of them."""
     monkeypatch.setattr(stack, "_which", lambda *names: f"/usr/bin/{names[0]}")
-    monkeypatch.setattr(stack, "tansu_binary", lambda: Path("/usr/bin/tansu"))
+    monkeypatch.setattr(stack, "java_binary", lambda: "/usr/bin/java")
+    monkeypatch.setattr(stack, "kafka_lib", lambda: Path("/opt/kafka/lib"))
+    monkeypatch.setattr(stack.KafkaNode, "format", lambda self: None)
 
 
 def _stack(home: Path, **settings: Any) -> LocalStack:
