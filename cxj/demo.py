@@ -21,8 +21,16 @@ __all__ = ["WorkerProcess", "run_demo", "wait_drained"]
 class WorkerProcess:
     """`cxj worker` as a child process, logging to <home>/logs/worker.log."""
 
-    def __init__(self, settings: Settings, *, name: str = "worker", web_port: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str = "worker",
+        web_port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.env = env  # the child's whole environment (default: this process's)
         self.web_port = web_port or settings.worker_web_port
         self.log_path = settings.home / "logs" / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -32,7 +40,9 @@ class WorkerProcess:
         cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), "worker",
                "--web-port", str(self.web_port), "--loglevel", "info"]  # fmt: skip
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
         deadline = time.monotonic() + timeout
         url = f"http://{self.settings.worker_web_host}:{self.web_port}/metrics"
         while time.monotonic() < deadline:

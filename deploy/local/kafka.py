@@ -161,6 +161,8 @@ class KafkaNode:
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
             if s.plain_users:
+                if any(c in text for item in s.plain_users.items() for text in item for c in '"\\;'):
+                    raise StackError("PLAIN users and passwords may not hold quotes, backslashes or ';' (JAAS syntax)")
                 users = " ".join(f'user_{u}="{p}"' for u, p in s.plain_users.items())
                 props[name + "plain.sasl.jaas.config"] = (
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"

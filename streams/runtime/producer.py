@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 
 from schemas.settings import Settings
+from streams.runtime.topics import MAX_REQUEST_BYTES
 
 __all__ = ["BatchProducer", "Sender"]
 
@@ -55,7 +56,7 @@ class BatchProducer:
             acks="all",
             linger_ms=5,
             max_batch_size=1024 * 1024,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_REQUEST_BYTES,  # every topic it writes takes this much
             request_timeout_ms=30_000,
             **self.settings.aiokafka_options(),
         )

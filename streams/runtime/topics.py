@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError, StackError
@@ -19,12 +20,15 @@ __all__ = [
     "CLAIMS",
     "DLQ",
     "LINKS",
+    "MAX_REQUEST_BYTES",
     "STITCH",
     "TOUCHPOINTS",
     "TopicSpec",
     "create_topics",
     "topic_specs",
 ]
+
+log = logging.getLogger(__name__)
 
 # Contract names (fixed) and internal ones (ours to change with a migration of the data).
 TOUCHPOINTS: Final = "cx.touchpoints"
@@ -43,25 +47,30 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+# What the worker's producer may send in one request (streams/runtime/producer.py). Kafka refuses a record batch
+# over the topic's max.message.bytes (1 MiB by default) with MessageSizeTooLarge, which stops the worker: a flush
+# after a ClickHouse outage re-routes and checkpoints many items at once, so every topic it writes takes as much.
+MAX_REQUEST_BYTES: Final = 16 * 1024 * 1024
+_WORKER_WRITES: Final = str(MAX_REQUEST_BYTES + 65536)
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic with an explicit partition count: auto-created ones would get the wrong one."""
+    """Every topic with an explicit partition count and configs: auto-created ones would get the wrong ones."""
     n = settings.topic_partitions
     week, month = str(7 * DAY_MS), str(30 * DAY_MS)
+    big = {"max.message.bytes": _WORKER_WRITES}
     return [
-        TopicSpec(
-            TOUCHPOINTS,
-            n,
-            {"retention.ms": week, "max.message.bytes": str(8 * 1024 * 1024 + 65536)},
-        ),
-        TopicSpec(DLQ, n, {"retention.ms": month}),
-        TopicSpec(ALERTS, n, {"retention.ms": month}),
+        # A feeder's batch is at most 8 MiB (Contract 1).
+        TopicSpec(TOUCHPOINTS, n, {"retention.ms": week, "max.message.bytes": str(8 * 1024 * 1024 + 65536)}),
+        TopicSpec(DLQ, n, {"retention.ms": month, **big}),
+        TopicSpec(ALERTS, n, {"retention.ms": month, **big}),
         # Compacted: the latest key of every identifier survives; rebuilt by every worker.
-        TopicSpec(LINKS, n, {"cleanup.policy": "compact"}),
-        TopicSpec(STITCH, n, {"retention.ms": week}),
+        TopicSpec(LINKS, n, {"cleanup.policy": "compact", **big}),
+        TopicSpec(STITCH, n, {"retention.ms": week, **big}),
         # One partition: one arbiter decides every link in order, so two customers never share one.
-        TopicSpec(CLAIMS, 1, {"retention.ms": week}),
+        TopicSpec(CLAIMS, 1, {"retention.ms": week, **big}),
         # Co-partitioned with STITCH: partition p holds the state of stitch partition p.
-        TopicSpec(CHANGELOG, n, {"cleanup.policy": "compact"}),
+        TopicSpec(CHANGELOG, n, {"cleanup.policy": "compact", **big}),
     ]
 
 
@@ -102,9 +111,27 @@ def create_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
                         f"topic {spec.name} has {found} partitions, the configuration says "
                         f"{spec.partitions} (CXJ_TOPIC_PARTITIONS); repartitioning needs a migration"
                     )
+        _reconcile_configs(admin, [s for s in specs if s.name in existing])
         return [t.name for t in missing]
     finally:
         admin.close()
+
+
+def _reconcile_configs(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """Give topics created by an earlier release the configs this one declares (only those keys, incrementally)."""
+    if not specs:
+        return
+    resources = [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    described = admin.describe_configs(resources).get("topic", {})  # {"topic": {name: {key: {"value": …}}}}
+    current = {name: {k: entry.get("value") for k, entry in entries.items()} for name, entries in described.items()}
+    changes = [
+        ConfigResource(ConfigResourceType.TOPIC, s.name, configs=wrong)
+        for s in specs
+        if (wrong := {k: v for k, v in s.config.items() if current.get(s.name, {}).get(k) != v})
+    ]
+    if changes:
+        log.info("updating topic configs: %s", {c.name: c.configs for c in changes})
+        admin.alter_configs(changes)
 
 
 def consumer_lag(settings: Settings, topics: tuple[str, ...] = (TOUCHPOINTS, STITCH, CLAIMS)) -> dict[str, int]:

@@ -64,6 +64,29 @@ def test_kafka_is_kraft_with_three_voters(compose: dict[str, Any]) -> None:
     assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
 
 
+def test_kafka_runs_the_tested_release_with_a_cluster_id_kafka_accepts(compose: dict[str, Any]) -> None:
+    """The release the local stack and the tests run, and a cluster id of 16 bytes in base64url (what
+    `kafka-storage format` takes; the 21-character default this file had would have refused to format)."""
+    import base64
+
+    from deploy.local.kafka import KAFKA_VERSION
+
+    for i in (1, 2, 3):
+        service = compose["services"][f"kafka-{i}"]
+        assert service["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        default = re.fullmatch(r"\$\{KAFKA_CLUSTER_ID:-([A-Za-z0-9_-]+)\}", service["environment"]["CLUSTER_ID"])
+        assert default is not None
+        assert len(default.group(1)) == 22 and len(base64.urlsafe_b64decode(default.group(1) + "==")) == 16
+
+
+def test_the_local_broker_pom_fetches_the_release_the_code_runs() -> None:
+    from deploy.local.kafka import KAFKA_VERSION
+
+    pom = ET.parse(ROOT / "deploy" / "kafka" / "pom.xml").getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    assert pom.findtext("m:properties/m:kafka.version", namespaces=ns) == KAFKA_VERSION
+
+
 def test_worker_settings_parse_and_point_at_services(compose: dict[str, Any]) -> None:
     env = dict(compose["services"]["cx-worker"]["environment"])
     for host_port in env["CXJ_KAFKA_BOOTSTRAP"].split(","):
