@@ -54,7 +54,7 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     from streams.domain.processor import PartitionState
     from streams.domain.routing import route
     from streams.runtime import native
-    from streams.runtime.agents import ingest_config_from, policy_from
+    from streams.runtime.policies import ingest_config_from, policy_from
     from streams.runtime.worker import tune_gc
 
     tune_gc()  # as in a worker

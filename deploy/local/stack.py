@@ -22,30 +22,23 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote
 
-import yaml
-
 from deploy.local.clickhouse_config import server_config, users_config
+from deploy.local.host import http_ok, pid_alive, port_open, started_in, wait_gone, which, write_if_changed
 from deploy.local.kafka import KafkaNode, SaslListener, java_binary, kafka_lib
+from deploy.local.monitoring_config import alertmanager_config, prometheus_config
 from schemas.errors import StackError
 from schemas.settings import Settings
 
 __all__ = ["COMPONENTS", "ComponentStatus", "LocalStack"]
 
 COMPONENTS = ("kafka", "clickhouse", "prometheus", "alertmanager")
-DEPLOY = Path(__file__).resolve().parent.parent
-RULES_DIR = DEPLOY / "prometheus" / "rules"
-ALERTMANAGER_TEMPLATE = DEPLOY / "alertmanager" / "alertmanager.yml"
 DEFAULT_WEBHOOK = "http://127.0.0.1:9099/alerts"
 
 State = Literal["running", "stopped", "foreign"]
@@ -67,50 +60,6 @@ class _Component:
     command: list[str]
     ready: Callable[[], bool]
     endpoint: str
-
-
-def _which(*names: str) -> str:
-    for name in names:
-        for folder in (*os.environ.get("PATH", "").split(os.pathsep), "/usr/sbin", "/usr/bin"):
-            candidate = Path(folder) / name
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-    raise StackError(f"{names[0]} is not installed: run `make setup` (apt packages)")
-
-
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL we built
-            return bool(resp.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _started_in(pid: int, folder: Path) -> bool:
-    """Whether the process runs in `folder` (we start every part with cwd = home), so a reused pid is not ours."""
-    try:
-        return os.readlink(f"/proc/{pid}/cwd") == str(folder)
-    except OSError:
-        return False
 
 
 class LocalStack:
@@ -166,7 +115,7 @@ class LocalStack:
             raise StackError(f"{name} is not running under {self.home}")
         if hard:
             os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, 10)
+            wait_gone(pid, 10)
         else:
             self._terminate(pid, 20)
         (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
@@ -191,7 +140,7 @@ class LocalStack:
             if pid is not None:
                 state: State = "running"
                 detail = "answers" if spec.ready() else "starting or not answering"
-            elif _port_open(spec.port):
+            elif port_open(spec.port):
                 state, detail = "foreign", f"port {spec.port} is held by a process this stack did not start"
             else:
                 state, detail = "stopped", ""
@@ -213,7 +162,7 @@ class LocalStack:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and _started_in(pid, self.home):
+        if pid_alive(pid) and started_in(pid, self.home):
             return pid
         pid_file.unlink(missing_ok=True)
         return None
@@ -223,9 +172,9 @@ class LocalStack:
             return False
         # A multi-threaded process just killed can hold its sockets for a moment after its pid is gone.
         deadline = time.monotonic() + 5.0
-        while _port_open(spec.port) and time.monotonic() < deadline:
+        while port_open(spec.port) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _port_open(spec.port):
+        if port_open(spec.port):
             raise StackError(
                 f"{spec.name}: port {spec.port} is already taken by a process this stack did not start; "
                 f"stop it or choose another port (--{spec.name}-port)"
@@ -251,21 +200,10 @@ class LocalStack:
     def _terminate(self, pid: int, timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, timeout):
+        if not wait_gone(pid, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, 5)
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-            if not _pid_alive(pid):
-                return True
-            time.sleep(0.1)
-        return False
+            wait_gone(pid, 5)
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -295,13 +233,13 @@ class LocalStack:
             kafka = self.kafka.command()
         clickhouse = ""
         with contextlib.suppress(StackError):
-            clickhouse = _which("clickhouse-server")
+            clickhouse = which("clickhouse-server")
         prometheus = ""
         with contextlib.suppress(StackError):
-            prometheus = _which("prometheus")
+            prometheus = which("prometheus")
         alertmanager = ""
         with contextlib.suppress(StackError):
-            alertmanager = _which("prometheus-alertmanager", "alertmanager")
+            alertmanager = which("prometheus-alertmanager", "alertmanager")
         return {
             "kafka": _Component(
                 "kafka", s.kafka_port,
@@ -318,14 +256,14 @@ class LocalStack:
                 [prometheus or "prometheus", f"--config.file={prom_dir / 'prometheus.yml'}",
                  f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
                  "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d"],
-                lambda: _http_ok(f"http://127.0.0.1:{s.prometheus_port}/-/ready"), f"http://127.0.0.1:{s.prometheus_port}",
+                lambda: http_ok(f"http://127.0.0.1:{s.prometheus_port}/-/ready"), f"http://127.0.0.1:{s.prometheus_port}",
             ),
             "alertmanager": _Component(
                 "alertmanager", s.alertmanager_port,
                 [alertmanager or "prometheus-alertmanager", f"--config.file={am_dir / 'alertmanager.yml'}",
                  f"--storage.path={am_dir / 'data'}", f"--web.listen-address=127.0.0.1:{s.alertmanager_port}",
                  "--cluster.listen-address="],
-                lambda: _http_ok(f"http://127.0.0.1:{s.alertmanager_port}/-/ready"),
+                lambda: http_ok(f"http://127.0.0.1:{s.alertmanager_port}/-/ready"),
                 f"http://127.0.0.1:{s.alertmanager_port}",
             ),
         }  # fmt: skip
@@ -335,47 +273,27 @@ class LocalStack:
         for name, binary in (("clickhouse", "clickhouse-server"), ("prometheus", "prometheus"),
                              ("alertmanager", "prometheus-alertmanager")):  # fmt: skip
             if name != "alertmanager":
-                _which(binary)
+                which(binary)
             else:
-                _which(binary, "alertmanager")
+                which(binary, "alertmanager")
             (self.home / name / "data").mkdir(parents=True, exist_ok=True)
         java_binary(), kafka_lib()
         self.kafka.root.mkdir(parents=True, exist_ok=True)
-        _write_if_changed(self.kafka.properties_path, self.kafka.properties_text())
+        write_if_changed(self.kafka.properties_path, self.kafka.properties_text())
         self.kafka.format()  # once per home (and after reset_kafka)
         self._write_clickhouse_config(creds)
         targets = self.home / "prometheus" / "targets"
         targets.mkdir(parents=True, exist_ok=True)
         # Derived from the settings on every `up`, so a new worker port is scraped (Prometheus re-reads file_sd
         # targets by itself, no restart); other files in the folder (extra workers, tests) are not ours.
-        _write_if_changed(targets / "worker.json", json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
+        write_if_changed(targets / "worker.json", json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
                                                                  "labels": {"instance_name": "worker"}}]))  # fmt: skip
-        prometheus = {
-            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
-            "rule_files": [str(RULES_DIR / "*.yml")],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{s.alertmanager_port}"]}]}]},
-            "scrape_configs": [
-                {"job_name": "cx-worker", "metrics_path": "/metrics",
-                 "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}]},
-                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{s.prometheus_port}"]}]},
-            ],
-        }  # fmt: skip
-        _write_if_changed(self.home / "prometheus" / "prometheus.yml", yaml.safe_dump(prometheus, sort_keys=False))
-        _write_if_changed(self.home / "alertmanager" / "alertmanager.yml", self._alertmanager_config())
-
-    def _alertmanager_config(self) -> str:
-        """deploy/alertmanager/alertmanager.yml with the webhook pointed at CXJ_ALERT_WEBHOOK_URL."""
-        if ALERTMANAGER_TEMPLATE.exists():
-            config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_TEMPLATE.read_text())
-        else:
-            config = {"route": {"receiver": "webhook"}, "receivers": [{"name": "webhook"}]}
-        url = self.settings.alert_webhook_url or DEFAULT_WEBHOOK
-        for receiver in config.get("receivers", []):
-            for hook in receiver.get("webhook_configs", []) or []:
-                hook["url"] = url
-        if not any(r.get("webhook_configs") for r in config.get("receivers", [])):
-            config["receivers"][0]["webhook_configs"] = [{"url": url, "send_resolved": True}]
-        return yaml.safe_dump(config, sort_keys=False)
+        prometheus = prometheus_config(
+            targets, alertmanager_port=s.alertmanager_port, prometheus_port=s.prometheus_port
+        )
+        write_if_changed(self.home / "prometheus" / "prometheus.yml", prometheus)
+        write_if_changed(self.home / "alertmanager" / "alertmanager.yml",
+                         alertmanager_config(s.alert_webhook_url or DEFAULT_WEBHOOK))  # fmt: skip
 
     def _write_clickhouse_config(self, creds: dict[str, str]) -> None:
         s = self.settings
@@ -383,9 +301,9 @@ class LocalStack:
         for sub in ("tmp", "user_files", "format_schemas"):  # tmp under our home, not the system's
             (root / "data" / sub).mkdir(parents=True, exist_ok=True)
         config = server_config(root=root, tcp_port=s.clickhouse_port, http_port=s.clickhouse_http_port)
-        _write_if_changed(root / "config.xml", config)
+        write_if_changed(root / "config.xml", config)
         # ClickHouse re-reads users.xml when it changes, so new privileges apply to a running server.
-        _write_if_changed(root / "users.xml", users_config(
+        write_if_changed(root / "users.xml", users_config(
             self._database(), admin_password=creds["admin_password"], writer_password=creds["writer_password"],
             bi_password=creds["bi_password"]), mode=0o600)  # fmt: skip
 
@@ -429,7 +347,7 @@ class LocalStack:
     # --- readiness -----------------------------------------------------------------------------
 
     def _kafka_ready(self) -> bool:
-        if not _port_open(self.settings.kafka_port):
+        if not port_open(self.settings.kafka_port):
             return False
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
@@ -448,7 +366,7 @@ class LocalStack:
             admin.close()
 
     def _clickhouse_ready(self, creds: dict[str, str]) -> bool:
-        if not _port_open(self.settings.clickhouse_port):
+        if not port_open(self.settings.clickhouse_port):
             return False
         from clickhouse_driver import Client
         from clickhouse_driver.errors import Error
@@ -471,22 +389,3 @@ class LocalStack:
             client.execute(f"CREATE DATABASE IF NOT EXISTS {self._database()}")
         finally:
             client.disconnect()
-
-
-def _write_if_changed(path: Path, text: str, mode: int | None = None) -> bool:
-    """Replace `path` atomically (a reader never sees half a file) when its text differs; True if written."""
-    try:
-        if path.read_text() == text:
-            if mode is not None:
-                path.chmod(mode)
-            return False
-    except OSError:
-        pass
-    scratch = path.with_name(f".{path.name}.tmp")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644 if mode is None else mode)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    if mode is not None:
-        scratch.chmod(mode)
-    os.replace(scratch, path)
-    return True

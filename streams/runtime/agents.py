@@ -20,55 +20,23 @@ from schemas.rows import ErasureRow, Table
 from schemas.settings import Settings
 from streams.domain.arbiter import Arbitration, arbitrate
 from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
-from streams.domain.customer import DAY_MS, Policy
 from streams.domain.dead_letters import dead_letter_row
 from streams.domain.identity import IdentityGraph
-from streams.domain.ingest import IngestConfig, Message, ingest
-from streams.domain.journeys import JourneyPolicy
+from streams.domain.ingest import Message, ingest
 from streams.domain.outputs import Output, alert_row
 from streams.domain.routing import partition_for, route
-from streams.domain.signals import Classifier, load_rules
 from streams.runtime.flush import Flusher
 from streams.runtime.metrics import PipelineMetrics
+from streams.runtime.policies import ingest_config_from, policy_from
 from streams.runtime.producer import Sender
 from streams.runtime.store import ChangelogLoader, IdentityReplica, StateStore, load_graph
 from streams.runtime.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 
-__all__ = ["Pipeline", "ingest_config_from", "policy_from"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
 _PARTITIONER = DefaultPartitioner()
-
-
-def policy_from(settings: Settings) -> Policy:
-    timeouts = {
-        "browse": settings.journey_browse_idle_minutes * 60_000,
-        "service": settings.journey_service_idle_days * DAY_MS,
-        "purchase": settings.journey_purchase_idle_days * DAY_MS,
-    }
-    rules = load_rules(settings.signal_rules_file)
-    if rules.repeat_contact is not None and "repeat_contact_days" in settings.model_fields_set:
-        repeat = rules.repeat_contact.model_copy(update={"within_days": settings.repeat_contact_days})
-        rules = rules.model_copy(update={"repeat_contact": repeat})
-    return Policy(
-        classifier=Classifier(rules),
-        journeys=JourneyPolicy(timeouts, settings.journey_retention_days * DAY_MS),
-        window=settings.window_days * DAY_MS,
-        lateness=settings.allowed_lateness_days * DAY_MS,
-        half_life=settings.score_half_life_days * DAY_MS,
-        anonymous_hold=settings.anonymous_alert_hold_seconds * 1000,
-    )
-
-
-def ingest_config_from(settings: Settings) -> IngestConfig:
-    return IngestConfig(
-        pii_secret=settings.require_pii_secret(),
-        region=settings.default_region,
-        blocklist=frozenset(settings.identifier_blocklist),
-        future_tolerance_ms=settings.future_tolerance_seconds * 1000,
-        raw_id_fields=frozenset(settings.pii_raw_id_fields),
-    )
 
 
 @dataclass

@@ -185,7 +185,7 @@ def _expected_ids(settings: Settings) -> set[str]:
     import orjson
 
     from streams.domain.ingest import Message, ingest
-    from streams.runtime.agents import ingest_config_from
+    from streams.runtime.policies import ingest_config_from
 
     cfg = ingest_config_from(settings)
     now_ms = int(time.time() * 1000)

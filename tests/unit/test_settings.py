@@ -10,7 +10,7 @@ import pytest
 from schemas.errors import ConfigError
 from schemas.settings import DEFAULT_BLOCKLIST, ClickHouseDSN, Settings, load_settings
 from streams.domain.customer import DAY_MS
-from streams.runtime.agents import ingest_config_from, policy_from
+from streams.runtime.policies import ingest_config_from, policy_from
 
 SECRETS = ("pii-secret-0123456789", "ch-password-42", "sasl-password-77", "bi-password-99")
 

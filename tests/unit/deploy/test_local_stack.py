@@ -21,7 +21,7 @@ CREDS = {"admin_password": "a" * 24, "writer_password": "w" * 24, "bi_password":
 @pytest.fixture(autouse=True)
 def _no_binaries_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Config writing checks that the binaries exist; these tests need none of them."""
-    monkeypatch.setattr(stack, "_which", lambda *names: f"/usr/bin/{names[0]}")
+    monkeypatch.setattr(stack, "which", lambda *names: f"/usr/bin/{names[0]}")
     monkeypatch.setattr(stack, "java_binary", lambda: "/usr/bin/java")
     monkeypatch.setattr(stack, "kafka_lib", lambda: Path("/opt/kafka/lib"))
     monkeypatch.setattr(stack.KafkaNode, "format", lambda self: None)
@@ -72,7 +72,7 @@ def test_up_on_a_running_stack_restarts_nothing_and_follows_the_new_port(
         raise AssertionError("up started a process although every part was running")
 
     monkeypatch.setattr(stack.subprocess, "Popen", no_start)
-    monkeypatch.setattr(stack, "_http_ok", lambda _url: True)
+    monkeypatch.setattr(stack, "http_ok", lambda _url: True)
     running = _stack(tmp_path, worker_web_port=7777)
     monkeypatch.setattr(running, "_our_pid", lambda name: 4242)
     monkeypatch.setattr(running, "_kafka_ready", lambda: True)

@@ -13,8 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from deploy.local.stack import LocalStack
-from schemas.settings import Settings
+from deploy.local.monitoring_config import alertmanager_config
 from streams.runtime.metrics import PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -142,7 +141,7 @@ def test_alertmanager_routes_by_severity(severity: str, receiver: str) -> None:
 
 def test_alertmanager_config_as_the_local_stack_writes_it(tmp_path: Path) -> None:
     hook = "http://127.0.0.1:18099/alerts"
-    written = LocalStack(Settings(home=tmp_path, alert_webhook_url=hook))._alertmanager_config()
+    written = alertmanager_config(hook)
     config = yaml.safe_load(written)
     urls = [h["url"] for r in config["receivers"] for h in r.get("webhook_configs", [])]
     assert urls, "no webhook receiver in deploy/alertmanager/alertmanager.yml"
