@@ -200,11 +200,12 @@ async def _raw_consume_rate(settings: Settings, expected_messages: int, batched:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 2**20, fetch_max_bytes=64 * 2**20)  # fmt: skip
+                                max_partition_fetch_bytes=8 * 2**20, fetch_max_bytes=64 * 2**20,
+                                **settings.aiokafka_options())  # fmt: skip
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic("cx.touchpoints") or set()
-        tps = [TopicPartition("cx.touchpoints", p) for p in sorted(partitions)]
+        # The count `cxj init` created (an unassigned consumer's metadata knows no topic yet).
+        tps = [TopicPartition("cx.touchpoints", p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         messages = events = 0
