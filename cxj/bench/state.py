@@ -19,6 +19,7 @@ import orjson
 from pydantic import SecretStr
 
 from cxj.bench.pipeline import status_mb
+from schemas.errors import StateError
 from schemas.settings import Settings
 
 __all__ = ["StateBenchConfig", "run_state_bench"]
@@ -42,7 +43,7 @@ def _events(first: int, last: int, now: datetime) -> list[dict[str, Any]]:
              "channel": "web", "event_type": "order_placed", "identity": identity,
              "context": {"order_id": f"o-{n}"}, "metrics": {"amount": 99.5, "currency": "CNY"}},
             {"schema_version": 1, "event_id": f"state-{n}-call", "source": "call-centre", "occurred_at": at,
-             "channel": "call_center", "event_type": "contact_ended", "identity": identity,
+             "channel": "phone", "event_type": "contact_ended", "identity": identity,
              "context": {"case_id": f"k-{n}", "contact_id": f"c-{n}"},
              "metrics": {"wait_seconds": 900, "resolved": False, "transfers": 3}},
         ]  # fmt: skip
@@ -65,9 +66,14 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
     before, started = status_mb("VmRSS"), time.monotonic()
+    accepted = 0
     for first in range(0, cfg.customers, _BATCH):
         raw = orjson.dumps({"events": _events(first, min(first + _BATCH, cfg.customers), now)})
         result = ingest([Message(raw, "bench", 0, first, now_ms)], ingest_cfg, now_ms)
+        if result.rejected:  # a figure over fewer events than it says would mean nothing
+            d = result.rejected[0]
+            raise StateError(f"ingest rejected {len(result.rejected)} bench events, e.g. {d.reason.value}: {d.detail}")
+        accepted += len(result.records)
         for p, items in route(result.records, {}.get, _PARTITIONS).by_partition.items():
             states[p].process(items, now_ms, now_ms - 60_000)
     gc.collect()
@@ -77,6 +83,7 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
     return {
         "customers": cfg.customers,
         "keys": keys,
+        "touchpoints": accepted,
         "seconds": round(time.monotonic() - started, 1),
         "serialized_bytes_per_customer": round(serialized / keys, 1) if keys else 0.0,
         "process_bytes_per_customer": round((after - before) * 1024 * 1024 / keys, 1) if keys else 0.0,

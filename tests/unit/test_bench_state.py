@@ -17,6 +17,7 @@ def test_every_customer_becomes_one_key_with_its_state_measured(tmp_path: Path) 
         gc.unfreeze()
         gc.set_threshold(*thresholds)
     assert result["keys"] == 600
+    assert result["touchpoints"] == 1200  # an order and a call each, every one accepted by ingest
     # Two journeys, an order, an experience with signals: more than a key's name, far under 1.5 KB.
     assert 60 < result["serialized_bytes_per_customer"] < 1536
     assert result["rss_mb_after"] >= result["rss_mb_before"] > 0
