@@ -44,7 +44,21 @@ def test_prometheus_loads_exactly_the_deploy_rules(stack: Settings) -> None:
     assert loaded == expected
 
 
+def _wait_for_a_baseline(settings: Settings, timeout: float = 60) -> None:
+    """Until Prometheus holds a sample of the alert counter from this worker: `increase()` needs one before the
+    counter moves (a series whose first scrape already reads 1 shows no increase). Kafka's quick group join
+    lets a story alert within a few seconds of the worker's start, before the first scrape."""
+    url = f"{settings.prometheus_url}/api/v1/query?query=cx_churn_alerts_total%7Blevel%3D%22high%22%7D"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _get(url)["data"]["result"]:
+            return
+        time.sleep(1)
+    raise AssertionError(f"Prometheus has no sample of cx_churn_alerts_total after {timeout:.0f} s")
+
+
 def test_a_churn_alert_reaches_the_webhook(pipeline: Settings, webhook: WebhookReceiver) -> None:
+    _wait_for_a_baseline(pipeline)
     story = identity_story(uuid.uuid4().hex[:10], datetime.now(UTC) - timedelta(days=5))
     send_and_drain(pipeline, list(story.events.values()))
     # Prometheus scrapes every 5 s and evaluates every 5 s; Alertmanager waits 5 s for the group.
