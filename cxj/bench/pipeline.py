@@ -22,6 +22,7 @@ import orjson
 
 from cxj.demo import WorkerProcess, wait_drained
 from cxj.simulate import SimulationConfig, generate_raw, produce
+from deploy.local.host import free_ports
 from schemas.errors import StackError
 from schemas.settings import ClickHouseDSN, Settings, load_settings
 
@@ -228,19 +229,6 @@ async def _raw_consume_rate(settings: Settings, expected_messages: int, batched:
 # --- the run -----------------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def reset_stack_data(stack: Any, settings: Settings) -> None:
     """An empty broker (its log removed and formatted again) and a fresh database, then topics and schema."""
     from sinks.clickhouse import ClickHouse
@@ -273,7 +261,7 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
     sim = SimulationConfig(seed=cfg.seed, customers=sc.customers, events=sc.events, days=60.0,
                            now=datetime.now(UTC), invalid_share=0.01, region=settings.default_region)  # fmt: skip
     workers = [WorkerProcess(settings, name=f"bench-worker-{i}", web_port=port)
-               for i, port in enumerate(_free_ports(sc.workers))]  # fmt: skip
+               for i, port in enumerate(free_ports(sc.workers))]  # fmt: skip
     if sc.rate is None:
         log(f"  preloading {sc.events:,} touchpoints (batch {sc.batch_size}) …")
         stats = produce(settings, generate_raw(sim), batch_size=sc.batch_size, total=sc.events)
@@ -338,7 +326,7 @@ def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = prin
     from deploy.local.stack import LocalStack
 
     home = (base.home / "bench").resolve()
-    kafka, ch, ch_http, prom, am = _free_ports(5)
+    kafka, ch, ch_http, prom, am = free_ports(5)
     settings = load_settings(home=home, kafka_port=kafka, clickhouse_port=ch, clickhouse_http_port=ch_http,
                              prometheus_port=prom, alertmanager_port=am)  # fmt: skip
     stack = LocalStack(settings)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from schemas.errors import StackError
 
-__all__ = ["http_ok", "pid_alive", "port_open", "started_in", "wait_gone", "which", "write_if_changed"]
+__all__ = ["free_ports", "http_ok", "pid_alive", "port_open", "started_in", "wait_gone", "which", "write_if_changed"]
 
 
 def which(*names: str) -> str:
@@ -28,6 +28,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports that were free a moment ago (bound together, so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def http_ok(url: str) -> bool:

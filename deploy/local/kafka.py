@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from deploy.local.host import free_ports
 from schemas.errors import StackError
 
 __all__ = ["KAFKA_VERSION", "KafkaNode", "SaslListener", "java_binary", "kafka_lib"]
@@ -29,6 +29,7 @@ _REPO: Final = _HERE.parents[1]
 LOG4J2: Final = _HERE.parent / "kafka" / "log4j2.properties"
 # Sized for a 2-core machine that also runs ClickHouse, Prometheus and the workers: a 512 MiB heap holds the
 # page-cache-backed logs' indexes and the cleaner's 8 MiB dedupe buffer; the serial collector is the lightest.
+SCRAM_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512")  # each SCRAM user gets both
 JVM_OPTIONS: Final = (
     "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 )  # fmt: skip
@@ -70,12 +71,6 @@ class SaslListener:
     plain_users: dict[str, str] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _cluster_id() -> str:
     """What `kafka-storage random-uuid` prints: 16 random bytes, base64url without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
@@ -99,7 +94,7 @@ class KafkaNode:
             return int(path.read_text())
         except (OSError, ValueError):
             self.root.mkdir(parents=True, exist_ok=True)
-            port = _free_port()
+            (port,) = free_ports(1)
             path.write_text(f"{port}\n")
             return port
 
@@ -144,8 +139,8 @@ class KafkaNode:
             s, name = self.sasl, "listener.name.sasl_ssl."
             listeners.append(f"SASL_SSL://127.0.0.1:{s.port}")
             protocols.append("SASL_SSL:SASL_SSL")
-            mechanisms = ["SCRAM-SHA-256", "SCRAM-SHA-512"] if s.scram_users else []
-            mechanisms += ["PLAIN"] if s.plain_users else []
+            scram = SCRAM_MECHANISMS if s.scram_users else ()
+            mechanisms = [*scram, *(["PLAIN"] if s.plain_users else [])]
             pem = s.keystore.suffix == ".pem"  # a PKCS#8 key and its certificate chain, or a PKCS12 file
             props.update({
                 name + "sasl.enabled.mechanisms": ",".join(mechanisms),
@@ -156,7 +151,7 @@ class KafkaNode:
             if s.keystore_password:
                 props[name + "ssl.keystore.password"] = s.keystore_password
                 props[name + "ssl.key.password"] = s.keystore_password
-            for mech in mechanisms[: 2 if s.scram_users else 0]:
+            for mech in scram:
                 props[f"{name}{mech.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;"
                 )
@@ -199,7 +194,7 @@ class KafkaNode:
             "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(self.properties_path)
         )
         for user, password in (self.sasl.scram_users if self.sasl else {}).items():
-            for mech in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            for mech in SCRAM_MECHANISMS:
                 cmd += ["--add-scram", f"{mech}=[name={user},password={password}]"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:

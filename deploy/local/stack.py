@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from deploy.local.clickhouse_config import server_config, users_config
 from deploy.local.host import http_ok, pid_alive, port_open, started_in, wait_gone, which, write_if_changed
-from deploy.local.kafka import KafkaNode, SaslListener, java_binary, kafka_lib
+from deploy.local.kafka import KafkaNode, SaslListener
 from deploy.local.monitoring_config import alertmanager_config, prometheus_config
 from schemas.errors import StackError
 from schemas.settings import Settings
@@ -277,7 +277,7 @@ class LocalStack:
             else:
                 which(binary, "alertmanager")
             (self.home / name / "data").mkdir(parents=True, exist_ok=True)
-        java_binary(), kafka_lib()
+        self.kafka.command()  # raises now, naming `make setup`, when java or the broker's jars are missing
         self.kafka.root.mkdir(parents=True, exist_ok=True)
         write_if_changed(self.kafka.properties_path, self.kafka.properties_text())
         self.kafka.format()  # once per home (and after reset_kafka)

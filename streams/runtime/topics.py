@@ -12,6 +12,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.errors import ConfigError, StackError
 from schemas.settings import Settings
+from schemas.touchpoint import MAX_BATCH_BYTES
 from streams.domain.customer import DAY_MS
 
 __all__ = [
@@ -60,8 +61,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     week, month = str(7 * DAY_MS), str(30 * DAY_MS)
     big = {"max.message.bytes": _WORKER_WRITES}
     return [
-        # A feeder's batch is at most 8 MiB (Contract 1).
-        TopicSpec(TOUCHPOINTS, n, {"retention.ms": week, "max.message.bytes": str(8 * 1024 * 1024 + 65536)}),
+        # A feeder's batch is at most MAX_BATCH_BYTES (Contract 1: 8 MiB).
+        TopicSpec(TOUCHPOINTS, n, {"retention.ms": week, "max.message.bytes": str(MAX_BATCH_BYTES + 65536)}),
         TopicSpec(DLQ, n, {"retention.ms": month, **big}),
         TopicSpec(ALERTS, n, {"retention.ms": month, **big}),
         # Compacted: the latest key of every identifier survives; rebuilt by every worker.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -11,24 +10,11 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cxj.demo import wait_drained
+from deploy.local.host import free_ports
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 
-__all__ = ["WebhookReceiver", "consume_all", "free_ports", "produce", "query", "send_and_drain"]
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (bound together, so they differ)."""
-    socks = []
-    try:
-        for _ in range(n):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+__all__ = ["WebhookReceiver", "consume_all", "free_ports", "produce", "query", "send_and_drain", "set_topic_configs"]
 
 
 def produce(settings: Settings, payloads: Iterable[dict[str, Any] | bytes], *, key: bytes | None = None) -> int:
@@ -69,6 +55,18 @@ def string_columns(settings: Settings) -> list[tuple[str, str]]:
         {"db": settings.clickhouse.database},
     )
     return [(str(table), str(column)) for table, column in rows]
+
+
+def set_topic_configs(settings: Settings, topics: tuple[str, ...], configs: dict[str, str]) -> None:
+    """Set these configs on these topics (incrementally: their other configs stay)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options())
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, configs=configs) for t in topics])
+    finally:
+        admin.close()
 
 
 def consume_all(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[Any]:

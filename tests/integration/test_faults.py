@@ -22,7 +22,7 @@ from cxj.demo import WorkerProcess, wait_drained
 from cxj.simulate import SimulationConfig, generate_raw, produce
 from deploy.local.stack import LocalStack
 from schemas.settings import Settings, load_settings
-from tests.integration.pipeline_support import free_ports, query
+from tests.integration.pipeline_support import free_ports, query, set_topic_configs
 
 pytestmark = pytest.mark.integration
 
@@ -304,19 +304,13 @@ def test_poison_messages_never_stop_the_worker_and_a_replay_stores_nothing_twice
 ) -> None:
     import uuid
 
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType
-
     from streams.runtime.topics import TOUCHPOINTS
 
     stack, settings = fault_stack
     reset_stack_data(stack, settings)
     # Kafka 4 refuses a record stamped more than an hour ahead (message.timestamp.after.max.ms); a 3.x broker,
     # or a topic configured otherwise, lets it through to the worker, whose defence this test checks.
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, TOUCHPOINTS,
-                                        configs={"message.timestamp.after.max.ms": str(2**63 - 1)})])  # fmt: skip
-    admin.close()
+    set_topic_configs(settings, (TOUCHPOINTS,), {"message.timestamp.after.max.ms": str(2**63 - 1)})
     run = uuid.uuid4().hex[:8]
     messages, landed, expected = _poison_traffic(run)
     worker = WorkerProcess(settings, name="poison-worker")

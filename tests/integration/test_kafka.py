@@ -31,7 +31,7 @@ from schemas.settings import Settings, load_settings
 from sinks.clickhouse import ClickHouse
 from sinks.migrate import migrate
 from streams.runtime.topics import CHANGELOG, LINKS, create_topics
-from tests.integration.pipeline_support import free_ports, query
+from tests.integration.pipeline_support import free_ports, query, set_topic_configs
 
 pytestmark = pytest.mark.integration
 
@@ -175,17 +175,6 @@ FAST_COMPACTION = {
 }
 
 
-def _set_topic_configs(settings: Settings, topics: tuple[str, ...], configs: dict[str, str]) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_client_options())
-    try:
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, t, configs=configs) for t in topics])
-    finally:
-        admin.close()
-
-
 def _read_topic(settings: Settings, topic: str) -> tuple[list[tuple[str, bytes | None]], int]:
     """Every record of `topic` from its log start, in order, and how many offsets the log spans."""
     from kafka import KafkaConsumer, TopicPartition
@@ -228,7 +217,7 @@ def test_compaction_is_real_and_a_worker_recovers_the_same_state_from_it(secured
     settings = secured.settings  # the PLAINTEXT listener
     create_topics(settings)
     migrate(ClickHouse(settings.clickhouse_schema_admin))
-    _set_topic_configs(settings, (CHANGELOG, LINKS), FAST_COMPACTION)
+    set_topic_configs(settings, (CHANGELOG, LINKS), FAST_COMPACTION)
     worker = WorkerProcess(settings, name="compaction-worker")
     worker.start()
     filler = iter(range(10**6))

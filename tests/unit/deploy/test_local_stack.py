@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deploy.local import stack
+from deploy.local import kafka, stack
 from deploy.local.clickhouse_config import BI_PROFILE, BI_QUOTA, WRITER_PROFILE, users_config
 from deploy.local.stack import COMPONENTS, LocalStack
 from schemas.settings import Settings
@@ -22,8 +22,8 @@ CREDS = {"admin_password": "a" * 24, "writer_password": "w" * 24, "bi_password":
 def _no_binaries_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Config writing checks that the binaries exist; these tests need none of them."""
     monkeypatch.setattr(stack, "which", lambda *names: f"/usr/bin/{names[0]}")
-    monkeypatch.setattr(stack, "java_binary", lambda: "/usr/bin/java")
-    monkeypatch.setattr(stack, "kafka_lib", lambda: Path("/opt/kafka/lib"))
+    monkeypatch.setattr(kafka, "java_binary", lambda: "/usr/bin/java")
+    monkeypatch.setattr(kafka, "kafka_lib", lambda: Path("/opt/kafka/lib"))
     monkeypatch.setattr(stack.KafkaNode, "format", lambda self: None)
 
 
