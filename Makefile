@@ -6,6 +6,10 @@ CXJ := $(VENV)/bin/cxj
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
+CARGO := cargo
+# cargo test links the core against this interpreter (the extension module itself needs no libpython).
+CORE_ENV := PYO3_PYTHON=$(abspath $(PY))
+
 .PHONY: help setup native demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
 
 help: ## Show this help
@@ -20,8 +24,9 @@ native: setup ## Rebuild the compiled pure logic (mypyc; setup builds it when so
 demo: setup ## Run the pipeline on the local stack with simulated traffic and print the report
 	$(CXJ) demo
 
-test: setup ## Lint, unit tests, then integration tests on a real local stack (free ports)
+test: setup ## Lint, the core's own tests, unit tests, then integration tests on a real local stack (free ports)
 	$(PY) -m ruff check .
+	cd core && $(CORE_ENV) $(CARGO) test -q
 	$(PYTEST) tests/unit -q
 	CXJ_NATIVE=0 $(PYTEST) tests/unit -q  # the same logic as plain Python
 	$(PYTEST) tests/integration -q
@@ -42,9 +47,11 @@ bench: setup ## Throughput, latency, memory (private stack), state at 1M custome
 reliability: setup ## Faults (kill -9 x3, ClickHouse down 30 s, broker restart) and hostile input; also in `make test`
 	$(PYTEST) tests/unit/streams/test_hostile_input.py tests/integration/test_faults.py -q -s
 
-lint: setup ## ruff and mypy --strict
+lint: setup ## ruff, rustfmt and clippy (warnings are errors), mypy --strict
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	cd core && $(CARGO) fmt --check
+	cd core && $(CORE_ENV) $(CARGO) clippy -q --all-targets -- -D warnings
 	$(PY) -m mypy
 
 schema: setup ## Re-export the JSON Schema files under schemas/jsonschema

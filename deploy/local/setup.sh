@@ -66,6 +66,23 @@ if [ ! -e "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The native core (core/, Rust with PyO3, built by maturin into the venv): rebuilt only when a file of the
+# crate changed (the stamp names their hash) or the module does not import; cargo keeps core/target between
+# builds, so a change rebuilds only this crate.
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: the native core needs Rust's cargo (rustup.rs); none found" >&2; exit 1; }
+core_hash=$( (cd core && git ls-files -co --exclude-standard 2>/dev/null || find . -type f -not -path './target/*') \
+  | LC_ALL=C sort | (cd core && xargs sha256sum) | sha256sum | cut -c1-16)
+core_stamp="$VENV/.core-$core_hash"
+if [ ! -e "$core_stamp" ] || ! "$VENV/bin/python" -c 'import cx_core' 2>/dev/null; then
+  echo "setup: building the native core (cargo, release)"
+  VIRTUAL_ENV="$PWD/$VENV" PATH="$PWD/$VENV/bin:$PATH" "$VENV/bin/maturin" develop --release -q -m core/Cargo.toml
+  rm -f "$VENV"/.core-*
+  touch "$core_stamp"
+fi
+
 # The pure logic compiled with mypyc (streams/runtime/native.py): rebuilt only when a source changed; a
 # failed build is reported and the pipeline runs the same modules as plain Python.
 "$VENV/bin/cxj" native build

@@ -1,30 +1,27 @@
-"""Stage 1, pure: Kafka messages in, validated touchpoint records and dead letters out."""
+"""Stage 1, pure: Kafka messages in, validated touchpoint records and dead letters out.
+
+The checks and the records are made by the native core (`cx_core.Ingest`, core/src/ingest.rs) in one
+call per batch: every Contract 1 reason (docs/contract.md), times, ids with PII replaced by its keyed
+hash, identifiers normalised. The core asks `streams.domain.pii` what depends on the Unicode database
+or on phone-number metadata. This module configures the core and turns its rejections into dead
+letters: pydantic words a wire-model refusal, orjson re-encodes a rejected batch element.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
+import cx_core
 import orjson
 from pydantic import ValidationError
 
 from schemas.records import DeadLetter, RejectReason, TouchpointRecord
-from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, touchpoints_adapter
-from streams.domain.fields import (
-    IDENTIFIER_TYPES,
-    MAX_TIME_MS,
-    IngestConfig,
-    Rejected,
-    describe,
-    identifier,
-    kind_of,
-    precheck,
-    private_id,
-    record,
-)
-from streams.domain.pii import is_junk
+from schemas.touchpoint import touchpoints_adapter
+from streams.domain import pii
 
 __all__ = [
     "IDENTIFIER_TYPES",
@@ -36,7 +33,26 @@ __all__ = [
     "kafka_time_ms",
 ]
 
+# identity field -> identifier type, in Contract 2's priority order (customer_id handled apart).
+IDENTIFIER_TYPES: Final = dict(cx_core.IDENTIFIER_TYPES)
+# What every table's DateTime columns hold, on ClickHouse 18.16 and on current releases: seconds as an
+# unsigned 32-bit number, 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z. Times outside are refused at
+# ingest (occurred_at: invalid_field) or replaced (a Kafka timestamp: the receive time), never stored.
+MAX_TIME_MS: Final[int] = cx_core.MAX_TIME_MS
+kafka_time_ms: Final = cx_core.kafka_time_ms
 _MAX_DETAIL: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """What ingest needs from the settings."""
+
+    pii_secret: bytes
+    region: str = "CN"
+    blocklist: frozenset[str] = frozenset()
+    future_tolerance_ms: int = 300_000
+    # Id fields allowed to keep a raw phone or e-mail (feeders who key customers by e-mail), e.g. customer_id.
+    raw_id_fields: frozenset[str] = frozenset()
 
 
 class Message(NamedTuple):
@@ -61,39 +77,86 @@ class IngestResult:
     pii_hashed: dict[str, int] = field(default_factory=dict)
 
 
-class _Candidate(NamedTuple):
-    event: Any
-    message: Message
-    position: int  # in its batch envelope; -1 for a single-touchpoint message
+@lru_cache(maxsize=16)
+def core(cfg: IngestConfig) -> cx_core.Ingest:
+    """The native stage for these settings (made once per configuration)."""
+    return cx_core.Ingest(
+        cfg.pii_secret,
+        cfg.region,
+        cfg.blocklist,
+        cfg.future_tolerance_ms,
+        cfg.raw_id_fields,
+        TouchpointRecord,
+        pii,
+        _encode,
+    )
 
 
-def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int:
-    """A Kafka record timestamp, or `now_ms` when it is missing (<= 0) or beyond what a DateTime holds."""
-    return timestamp_ms if 0 < timestamp_ms <= MAX_TIME_MS else now_ms
+def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> IngestResult:
+    """Validate a batch of messages with one call into the core; every rejection is a dead letter."""
+    batch = messages if isinstance(messages, list) else list(messages)
+    stage = core(cfg)
+    records, rejections, replaced, hashed = stage.ingest(batch, now_ms)
+    out = IngestResult(records, [], replaced, hashed)
+    for at, index, element, reason, detail, payload, received_ms in rejections:
+        msg = batch[at]
+        if msg.timestamp_ms != received_ms:
+            msg = msg._replace(timestamp_ms=received_ms)
+        # A whole message or single-event message keeps its exact bytes; a batch element is re-encoded.
+        raw = _encode(payload) if element else (msg.value or b"")
+        why = detail if detail is not None else _model_detail(payload)
+        out.rejected.append(_dead(msg, index, RejectReason(reason), why, raw, payload, cfg, stage))
+    return out
 
 
-def _subjects(event: Any, cfg: IngestConfig) -> tuple[str, ...]:
+def describe(errors: Sequence[Any]) -> str:
+    """pydantic's errors of one touchpoint, the first three, as a dead letter's detail."""
+    parts = []
+    for err in errors[:3]:
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "touchpoint"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _model_detail(event: Any) -> str:
+    """What the wire model (`schemas.touchpoint.Touchpoint`) says is wrong with a touchpoint the core refused."""
+    try:
+        touchpoints_adapter.validate_python([event])
+    except ValidationError as exc:
+        return describe(exc.errors(include_url=False, include_input=False, include_context=False))
+    return "touchpoint: does not match the touchpoint schema"
+
+
+def _subjects(event: Any, cfg: IngestConfig, stage: cx_core.Ingest) -> tuple[str, ...]:
     """Whom a rejected payload names, as the pipeline keys them (best effort: it may be malformed)."""
     identity = event.get("identity") if isinstance(event, dict) else None
     if not isinstance(identity, dict):
         return ()
     found = []
     customer_id = identity.get("customer_id")
-    if isinstance(customer_id, str) and not is_junk(customer_id, cfg.blocklist):
-        found.append(private_id(customer_id.strip(), "customer_id", cfg, None))
+    if isinstance(customer_id, str) and not pii.is_junk(customer_id, cfg.blocklist):
+        found.append(stage.stored_id(customer_id.strip(), "customer_id"))
     for name, kind in IDENTIFIER_TYPES.items():
         value = identity.get(name)
-        if not isinstance(value, str) or is_junk(value, cfg.blocklist):
+        if not isinstance(value, str) or pii.is_junk(value, cfg.blocklist):
             continue
         try:
-            found.append(f"{kind}:{identifier(name, kind, value, cfg, None)}")
+            found.append(f"{kind}:{stage.identifier_value(name, kind, value)}")
         except ValueError:
             continue
     return tuple(found)
 
 
 def _dead(
-    msg: Message, index: int, reason: RejectReason, detail: str, raw: bytes, event: Any, cfg: IngestConfig
+    msg: Message,
+    index: int,
+    reason: RejectReason,
+    detail: str,
+    raw: bytes,
+    event: Any,
+    cfg: IngestConfig,
+    stage: cx_core.Ingest,
 ) -> DeadLetter:
     ident = event if isinstance(event, dict) else {}
 
@@ -114,49 +177,8 @@ def _dead(
         source=text("source"),
         channel=text("channel"),
         payload_hash=hmac.digest(cfg.pii_secret, raw, "sha256")[:16].hex(),
-        subjects=_subjects(event, cfg),
+        subjects=_subjects(event, cfg, stage),
     )
-
-
-def _unpack(msg: Message, out: IngestResult, cfg: IngestConfig) -> list[_Candidate]:
-    """Split one message into candidate events; whole-message problems become dead letters."""
-    raw = msg.value or b""
-
-    def reject(reason: RejectReason, detail: str, payload: Any = None) -> list[_Candidate]:
-        out.rejected.append(_dead(msg, 0, reason, detail, raw, payload, cfg))
-        return []
-
-    if len(raw) > MAX_BATCH_BYTES:
-        return reject(RejectReason.TOO_LARGE, f"message is {len(raw)} bytes; at most 8 MiB")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return reject(RejectReason.INVALID_JSON, f"not UTF-8 JSON: {exc}")
-    if not isinstance(doc, dict):
-        return reject(RejectReason.NOT_AN_OBJECT, f"a touchpoint is a JSON object, got {kind_of(doc)}")
-    if "events" in doc and "event_id" not in doc:
-        events = doc["events"]
-        if len(doc) != 1:
-            extra = sorted(k for k in doc if k != "events")[:5]
-            return reject(RejectReason.INVALID_FIELD, f"batch envelope allows only 'events', got {extra}")
-        if not isinstance(events, list) or not events:
-            return reject(RejectReason.INVALID_FIELD, "events: must be a non-empty array")
-        if len(events) > MAX_BATCH_EVENTS:
-            return reject(RejectReason.TOO_LARGE, f"batch of {len(events)} touchpoints; at most 1000")
-        candidates = []
-        for i, event in enumerate(events):
-            # Only a batch over 64 KiB can hold a touchpoint over 64 KiB: skip the re-encode.
-            encoded = _encode(event) if len(raw) > MAX_EVENT_BYTES else b""
-            if len(encoded) > MAX_EVENT_BYTES:
-                out.rejected.append(
-                    _dead(msg, i, RejectReason.TOO_LARGE, "touchpoint over 64 KiB", encoded, event, cfg)
-                )
-                continue
-            candidates.append(_Candidate(event, msg, i))
-        return candidates
-    if len(raw) > MAX_EVENT_BYTES:
-        return reject(RejectReason.TOO_LARGE, f"touchpoint is {len(raw)} bytes; at most 64 KiB", doc)
-    return [_Candidate(doc, msg, -1)]
 
 
 def _encode(value: Any) -> bytes:
@@ -184,43 +206,3 @@ def _encode(value: Any) -> bytes:
         else:
             out.append(orjson.dumps(item))
     return b"".join(out)
-
-
-def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> IngestResult:
-    """Validate a batch of messages with one schema call; every rejection is a dead letter."""
-    out = IngestResult()
-    candidates: list[_Candidate] = []
-    for msg in messages:
-        received = kafka_time_ms(msg.timestamp_ms, now_ms)
-        if received != msg.timestamp_ms:
-            # Missing (0, -1) is common and harmless; beyond what DateTime holds is counted.
-            out.replaced_timestamps += int(msg.timestamp_ms > MAX_TIME_MS or msg.timestamp_ms < -1)
-            msg = msg._replace(timestamp_ms=received)
-        for cand in _unpack(msg, out, cfg):
-            try:
-                precheck(cand.event, cfg.blocklist)
-            except Rejected as rej:
-                out.rejected.append(_reject(cand, rej, cfg))
-            else:
-                candidates.append(cand)
-    failed: dict[int, list[Any]] = {}
-    try:
-        touchpoints_adapter.validate_python([c.event for c in candidates])
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False, include_input=False, include_context=False):
-            failed.setdefault(int(err["loc"][0]), []).append(err)
-    for i, cand in enumerate(candidates):
-        errors = failed.get(i)
-        try:
-            if errors:
-                raise Rejected(RejectReason.INVALID_FIELD, describe(errors))
-            out.records.append(record(cand.event, cfg, now_ms, cand.message.timestamp_ms, out.pii_hashed))
-        except Rejected as rej:
-            out.rejected.append(_reject(cand, rej, cfg))
-    return out
-
-
-def _reject(cand: _Candidate, rej: Rejected, cfg: IngestConfig) -> DeadLetter:
-    # A single-event message keeps its exact bytes; a batch element is re-encoded on its own.
-    raw = (cand.message.value or b"") if cand.position < 0 else _encode(cand.event)
-    return _dead(cand.message, max(cand.position, 0), rej.reason, rej.detail, raw, cand.event, cfg)

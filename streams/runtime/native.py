@@ -46,7 +46,6 @@ MODULES: Final = (
     "customer",
     "identity",
     "codec",
-    "fields",
     "ingest",
     "outputs",
     "processor",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.settings import Settings
 from streams.domain.customer import DAY_MS, Policy
-from streams.domain.fields import IngestConfig
+from streams.domain.ingest import IngestConfig
 from streams.domain.journeys import JourneyPolicy
 from streams.domain.signals import Classifier, load_rules
 

@@ -1,5 +1,4 @@
-"""One touchpoint's fields, checked and made storable: the specific rejection reasons, times, ids with
-PII replaced by its keyed hash, redacted attributes, and the TouchpointRecord (docs/contract.md, Contract 1)."""
+"""Reference model of one touchpoint's checks and record (the Python implementation the native core replaced)."""
 
 from __future__ import annotations
 

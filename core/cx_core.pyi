@@ -1,0 +1,40 @@
+"""Typed interface of the native core (core/src): what Python calls, once per batch."""
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, Final
+
+MAX_DEPTH: Final[int]
+MAX_TIME_MS: Final[int]
+IDENTIFIER_TYPES: Final[list[tuple[str, str]]]
+__version__: Final[str]
+
+def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int: ...
+
+class Ingest:
+    """Stage 1 configured once: decode, check and make storable a batch of Kafka messages."""
+
+    def __init__(
+        self,
+        secret: bytes,
+        region: str,
+        blocklist: frozenset[str],
+        future_tolerance_ms: int,
+        raw_id_fields: frozenset[str],
+        record_type: type[Any],
+        pii: ModuleType,
+        encode: Callable[[Any], bytes],
+    ) -> None: ...
+    def ingest(
+        self, messages: list[Any], now_ms: int
+    ) -> tuple[
+        list[Any],
+        list[tuple[int, int, bool, str, str | None, Any, int]],
+        int,
+        dict[str, int],
+    ]:
+        """(records, rejections, replaced_timestamps, pii_hashed); a rejection is (message index, index in
+        its batch, is a batch element, reason, detail or None for the wire model's wording, payload, received_ms)."""
+    def stored_id(self, value: str, name: str) -> str: ...
+    def identifier_value(self, name: str, kind: str, value: str) -> str: ...
+    def hash_pii(self, kind: str, value: str) -> str: ...

@@ -1,0 +1,39 @@
+//! cx-core: the per-touchpoint data plane of cx-journeys, behind a Python API (`cx_core`).
+//!
+//! The Faust agents call it once per batch; no input-derived value reaches a panic: a malformed
+//! touchpoint is a rejection with its Contract 1 reason (docs/contract.md).
+
+pub mod ingest;
+pub mod json;
+pub mod schema;
+pub mod text;
+pub mod time;
+
+use pyo3::prelude::*;
+
+/// A Kafka record timestamp, or `now_ms` when it is missing (<= 0) or beyond what a DateTime holds.
+#[pyfunction]
+fn kafka_time_ms(timestamp_ms: i64, now_ms: i64) -> i64 {
+    ingest::kafka_time_ms(timestamp_ms, now_ms)
+}
+
+#[pymodule]
+fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ingest::Ingest>()?;
+    m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(_decode_only, m)?)?;
+    m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
+    m.add("MAX_DEPTH", json::MAX_DEPTH)?;
+    m.add("MAX_TIME_MS", time::MAX_TIME_MS)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+/// TEMP: time the decoder alone.
+#[pyfunction]
+fn _decode_only(raw: &[u8]) -> usize {
+    match json::parse(raw) {
+        Ok(json::Json::Object(m)) => m.len(),
+        _ => 0,
+    }
+}
