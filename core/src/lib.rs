@@ -21,7 +21,6 @@ fn kafka_time_ms(timestamp_ms: i64, now_ms: i64) -> i64 {
 fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ingest::Ingest>()?;
     m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
-    m.add_function(wrap_pyfunction!(_decode_only, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
     m.add("MAX_TIME_MS", time::MAX_TIME_MS)?;
@@ -29,11 +28,3 @@ fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// TEMP: time the decoder alone.
-#[pyfunction]
-fn _decode_only(raw: &[u8]) -> usize {
-    match json::parse(raw) {
-        Ok(json::Json::Object(m)) => m.len(),
-        _ => 0,
-    }
-}
