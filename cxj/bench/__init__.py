@@ -78,6 +78,7 @@ def bench_pipeline(
     big_customers: Annotated[int, typer.Option(help="Customers in the state-size scenario")] = 1_000_000,
     latency_seconds: Annotated[float, typer.Option()] = 30.0,
     only: Annotated[list[str] | None, typer.Option(help="Run scenarios whose name contains this")] = None,
+    peer: Annotated[bool, typer.Option(help="Also run the Quix Streams peer (its own venv, build/peer-venv)")] = True,
     out: BenchOut = Path("bench-results"),
 ) -> None:
     """Events/s end to end (single and batched, 1 and 2 workers), raw consume ratio, latency, memory."""
@@ -86,10 +87,11 @@ def bench_pipeline(
     from cxj.bench.pipeline import PipelineBenchConfig, run_pipeline_bench
 
     cfg = PipelineBenchConfig(events=events, customers=customers, big_customers=big_customers,
-                              latency_seconds=latency_seconds, only=tuple(only or ()))  # fmt: skip
+                              latency_seconds=latency_seconds, only=tuple(only or ()), peer=peer)  # fmt: skip
     result = run_pipeline_bench(load_settings(**(ctx.obj or {})), cfg, log=console.print)
-    table = Table("scenario", "events", "end-to-end ev/s", "after start-up ev/s", "raw consume ev/s", "ratio",
-                  "p50 / p99 s", "peak RSS MB", "state B/customer", "customers", "rows in CH",
+    table = Table("scenario", "events", "end-to-end ev/s", "after start-up ev/s", "worker CPU us/tp",
+                  "peer ev/s (CPU us/tp)", "x peer", "raw consume ev/s", "ratio", "p50 / p99 s", "peak RSS MB",
+                  "state B/customer", "customers", "rows in CH",
                   title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores, "
                         f"{'compiled' if result['machine']['native'] else 'plain Python'} pure logic)")  # fmt: skip
     for r in result["results"]:
@@ -97,6 +99,10 @@ def bench_pipeline(
         table.add_row(
             r["scenario"]["name"], f"{r['events_sent']:,}", f"{r['end_to_end_eps']:,.0f}" if r["seconds"] else "",
             f"{r['steady_eps']:,.0f} ({r['startup_seconds']:.1f} s start-up)" if r["steady_eps"] else "",
+            f"{r['cpu_us_per_touchpoint']:.1f} ({r['cpu_us_per_touchpoint_total']:.1f} with start-up)"
+            if r["cpu_us_per_touchpoint"] else "",
+            f"{r['peer_eps']:,.0f} ({r['peer_cpu_us_per_touchpoint']:.1f})" if r["peer_eps"] else "",
+            f"{r['ratio_to_peer']:.2f}" if r["ratio_to_peer"] else "",
             f"{r['raw_consume_eps']:,.0f}" if r["raw_consume_eps"] else "",
             f"{r['ratio_to_raw']:.3f}" if r["ratio_to_raw"] else "", latency,
             ", ".join(f"{m:,.0f}" for m in r["peak_rss_mb"]), f"{r['state_bytes_per_customer']:,.0f}",

@@ -52,6 +52,7 @@ class PipelineBenchConfig:
     seed: int = 11
     only: tuple[str, ...] = ()  # scenario names to run (all when empty)
     timeout: float = 1800.0
+    peer: bool = True  # Quix Streams on the one-worker throughput scenarios' topic (cxj/bench/peer.py)
 
     def scenarios(self) -> list[Scenario]:
         all_ = [
@@ -89,6 +90,14 @@ class Result:
     latency_p99: float | None = None
     flush_p50: float | None = None  # one flush: every table, then the Kafka writes, then the acks
     flush_p99: float | None = None
+    # Worker process CPU (all threads, /proc/<pid>/stat) over touchpoints: from the first touchpoint
+    # ingested to drained, and from process start (start-up, group join and recovery included).
+    cpu_us_per_touchpoint: float = 0.0
+    cpu_us_per_touchpoint_total: float = 0.0
+    # The peer on the same preloaded topic right after: touchpoints/s first message to last, its CPU.
+    peer_eps: float = 0.0
+    peer_cpu_us_per_touchpoint: float = 0.0
+    ratio_to_peer: float = 0.0  # our steady events/s over the peer's
 
     @property
     def state_bytes_per_customer(self) -> float:
@@ -196,6 +205,14 @@ def status_mb(field: str, pid: int | str = "self") -> float:
     return 0.0
 
 
+def process_cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU seconds of a process, all its threads (/proc/<pid>/stat fields 14 and 15)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _raw_consume_rate(settings: Settings, expected_messages: int, batched: bool) -> tuple[int, float]:
     """aiokafka getmany + orjson decode of every touchpoint on cx.touchpoints: (events, seconds)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -274,7 +291,11 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
             w.start()
         try:
             first = _first_touchpoint(workers, started + cfg.timeout)
+            cpu_first = sum(process_cpu_seconds(w.proc.pid) for w in workers if w.proc is not None)
             finished = wait_drained(settings, cfg.timeout, settle=0.5)
+            cpu_end = sum(process_cpu_seconds(w.proc.pid) for w in workers if w.proc is not None)
+            result.cpu_us_per_touchpoint = (cpu_end - cpu_first) / result.events_sent * 1e6
+            result.cpu_us_per_touchpoint_total = cpu_end / result.events_sent * 1e6
             result.seconds = finished - started
             result.end_to_end_eps = result.events_sent / result.seconds
             # Process start, group join and recovery are a fixed cost, whatever the backlog.
@@ -285,6 +306,13 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
         finally:
             for w in workers:
                 w.stop()
+        if cfg.peer and sc.workers == 1 and sc.events == cfg.events:
+            from cxj.bench.peer import run_peer
+
+            log("  the peer, Quix Streams, counting the same touchpoints per customer …")
+            peer = run_peer(settings.kafka_bootstrap, "cx.touchpoints", result.events_sent, timeout=cfg.timeout)
+            result.peer_eps, result.peer_cpu_us_per_touchpoint = peer.eps, peer.cpu_us_per_touchpoint
+            result.ratio_to_peer = result.steady_eps / peer.eps if peer.eps else 0.0
     else:
         for w in workers:
             w.start()
@@ -339,7 +367,9 @@ def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = prin
             log(f"[bold]{sc.name}[/]")
             r = _run_scenario(stack, settings, sc, cfg, log)
             log(f"  {r.end_to_end_eps:,.0f} events/s end to end, {r.steady_eps:,.0f} after "
-                f"{r.startup_seconds:.1f} s of start-up" if sc.rate is None else
+                f"{r.startup_seconds:.1f} s of start-up, {r.cpu_us_per_touchpoint:.1f} us worker CPU per touchpoint"
+                + (f"; peer {r.peer_eps:,.0f} events/s ({r.peer_cpu_us_per_touchpoint:.1f} us), x{r.ratio_to_peer:.2f}"
+                   if r.peer_eps else "") if sc.rate is None else
                 f"  latency p50 {r.latency_p50:.2f} s, p99 {r.latency_p99:.2f} s; "
                 f"one flush p50 {r.flush_p50:.2f} s, p99 {r.flush_p99:.2f} s")  # fmt: skip
             results.append(r)

@@ -61,6 +61,7 @@ class Pipeline:
         self.ingest_cfg = ingest_config_from(s)
         self.lateness_ms = s.journey_lateness_seconds * 1000
         self.store = StateStore(s, self.policy, loader=self.changelog_loader)
+        self.flusher.send_changelog = self._send_changelog
         self.routing: IdentityReplica = self.replica or IdentityReplica(s)
         self.graph: IdentityGraph | None = None
         self._graph_ready = asyncio.Event()
@@ -243,11 +244,13 @@ class Pipeline:
         self.flusher.add_rows(rows)
         if out.forward:
             self.flusher.add_futures(await self._send_forward(out.forward))
-        changed, alerts = out.changed, out.alerts
-        if changed or alerts:
-            # After the rows: a changelog ahead of ClickHouse would make the replay of these
-            # events look like duplicates and their rows would never be written.
-            self.flusher.add_send(lambda: self._send_stage2(partition, changed, alerts))
+        alerts = out.alerts
+        # After the rows: a changelog ahead of ClickHouse would make the replay of these events look
+        # like duplicates and their rows would never be written. One record per key per flush.
+        if out.changed:
+            self.flusher.add_changelog(partition, out.changed)
+        if alerts:
+            self.flusher.add_send(lambda: self._send_alerts(alerts))
         for name, n in out.signals.items():
             m.signals.labels(name).inc(n)
         for a in alerts:
@@ -275,10 +278,11 @@ class Pipeline:
             routed[partition_for(item.key, self.partitions)].append(item)
         return [await self.producer.send(STITCH, encode_items(items), partition=p) for p, items in routed.items()]
 
-    async def _send_stage2(
-        self, partition: int, changed: dict[str, bytes | None], alerts: list[Any]
-    ) -> list[asyncio.Future[Any]]:
-        futures = await self.producer.send_many(CHANGELOG, partition, ((k.encode(), v) for k, v in changed.items()))
+    async def _send_changelog(self, partition: int, changed: dict[str, bytes | None]) -> list[asyncio.Future[Any]]:
+        return await self.producer.send_many(CHANGELOG, partition, ((k.encode(), v) for k, v in changed.items()))
+
+    async def _send_alerts(self, alerts: list[Any]) -> list[asyncio.Future[Any]]:
+        futures = []
         for alert in alerts:
             futures.append(
                 await self.producer.send(ALERTS, alert.model_dump_json().encode(), key=alert.customer_key.encode())

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[], Awaitable[Any]]
 Send = Callable[[], Awaitable[list[asyncio.Future[Any]]]]
+# Writes one partition's changelog records (key -> serialized state, None deletes it); returns their futures.
+ChangelogSend = Callable[[int, dict[str, bytes | None]], Awaitable[list[asyncio.Future[Any]]]]
 
 
 @dataclass(slots=True)
@@ -30,6 +32,9 @@ class Pending:
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
     acks: list[Ack] = field(default_factory=list)
     received_ms: list[int] = field(default_factory=list)
+    # partition -> key -> its latest state: one changelog record per touched customer per flush, however
+    # many takes touched it in between.
+    changelog: dict[int, dict[str, bytes | None]] = field(default_factory=dict)
 
 
 class Flusher:
@@ -49,6 +54,7 @@ class Flusher:
         max_rows: int = 100_000,
         clock: Callable[[], float] = time.time,
         on_error: Callable[[BaseException], Awaitable[Any]] | None = None,
+        send_changelog: ChangelogSend | None = None,
     ) -> None:
         self.writer = writer
         self.metrics = metrics
@@ -56,6 +62,7 @@ class Flusher:
         self.max_rows = max_rows
         self.clock = clock
         self.on_error = on_error
+        self.send_changelog = send_changelog  # set by the pipeline, which owns the producer
         self.pending = Pending()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
         self._lock = asyncio.Lock()
@@ -69,6 +76,10 @@ class Flusher:
         self.pending.batch.extend(rows)
         if self.pending.batch.count >= self.max_rows:
             self._wake.set()
+
+    def add_changelog(self, partition: int, changed: dict[str, bytes | None]) -> None:
+        """States to write to the changelog after this flush's rows; a later state of a key replaces an earlier."""
+        self.pending.changelog.setdefault(partition, {}).update(changed)
 
     def add_send(self, send: Send) -> None:
         self.pending.sends.append(send)
@@ -123,7 +134,7 @@ class Flusher:
     async def flush(self) -> None:
         async with self._lock:
             work, self.pending = self.pending, Pending()
-            if not (work.batch.count or work.sends or work.futures or work.acks):
+            if not (work.batch.count or work.sends or work.futures or work.acks or work.changelog):
                 return
             self.metrics.flush_pending_rows.set(work.batch.count)
             # Kafka sends issued by agents (stage outputs) must land before their acks too.
@@ -136,6 +147,12 @@ class Flusher:
             for received in work.received_ms:
                 lag.observe(max(0.0, (done_ms - received) / 1000))
             futures = list(work.futures)
+            if work.changelog:
+                if self.send_changelog is None:
+                    raise RuntimeError("changelog states pending but no changelog sender was set")
+                for partition, entries in work.changelog.items():
+                    futures.extend(await self.send_changelog(partition, entries))
+                    self.metrics.changelog_records.inc(len(entries))
             for send in work.sends:
                 futures.extend(await send())
             if futures:

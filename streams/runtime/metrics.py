@@ -56,6 +56,7 @@ class PipelineMetrics:
     watermark_lag: Gauge
     flush_pending_rows: Gauge
     assigned_partitions: Gauge
+    changelog_records: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -149,5 +150,10 @@ class PipelineMetrics:
             flush_pending_rows=Gauge("cx_flush_pending_rows", "Rows buffered for the next flush", registry=r),
             assigned_partitions=Gauge(
                 "cx_assigned_partitions", "Partitions this worker holds, by topic", ["topic"], registry=r
+            ),
+            changelog_records=Counter(
+                "cx_changelog_records",
+                "State records written to the changelog (one per touched key per flush)",
+                registry=r,
             ),
         )

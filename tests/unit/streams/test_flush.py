@@ -47,3 +47,34 @@ async def test_flushes_start_one_interval_apart_however_long_the_insert_takes() 
     observed = registry.get_sample_value("cx_flush_seconds_count")
     assert observed is not None and observed >= len(writer.started) - 1
     assert registry.get_sample_value("cx_flush_seconds_sum") >= 0.3 * (len(writer.started) - 1)  # type: ignore[operator]
+
+
+async def test_one_changelog_record_per_touched_key_per_flush_after_the_rows() -> None:
+    """Many takes touch a customer between flushes: the changelog gets its latest state once, after the rows."""
+    registry = CollectorRegistry()
+    order: list[str] = []
+
+    class Writer:
+        def write(self, batch: Batch) -> dict[str, int]:
+            order.append("rows")
+            return {t: len(r) for t, r in batch.rows.items()}
+
+    sent: list[tuple[int, dict[str, bytes | None]]] = []
+
+    async def send_changelog(partition: int, entries: dict[str, bytes | None]) -> list[asyncio.Future[None]]:
+        order.append("changelog")
+        sent.append((partition, dict(entries)))
+        return []
+
+    flusher = Flusher(Writer(), PipelineMetrics.create(registry), interval=3600,  # type: ignore[arg-type]
+                      send_changelog=send_changelog)  # fmt: skip
+    for take in range(5):  # five takes, each touching C1 and one other key
+        flusher.add_rows({"customers": [("C1", take)]})
+        flusher.add_changelog(3, {"C1": b"v%d" % take, f"K{take}": b"k"})
+    flusher.add_changelog(4, {"C9": None})
+    await flusher.flush()
+    assert order == ["rows", "changelog", "changelog"]
+    assert sent == [(3, {"C1": b"v4", "K0": b"k", "K1": b"k", "K2": b"k", "K3": b"k", "K4": b"k"}), (4, {"C9": None})]
+    assert registry.get_sample_value("cx_changelog_records_total") == 7
+    await flusher.flush()  # nothing pending: nothing sent again
+    assert len(sent) == 2
