@@ -3,9 +3,14 @@
 //! The Faust agents call it once per batch; no input-derived value reaches a panic: a malformed
 //! touchpoint is a rejection with its Contract 1 reason (docs/contract.md).
 
+pub mod codec;
+pub mod customer;
 pub mod ingest;
+pub mod journeys;
 pub mod json;
+pub mod risk;
 pub mod schema;
+pub mod signals;
 pub mod text;
 pub mod time;
 
@@ -17,14 +22,27 @@ fn kafka_time_ms(timestamp_ms: i64, now_ms: i64) -> i64 {
     ingest::kafka_time_ms(timestamp_ms, now_ms)
 }
 
+/// A changelog value decoded and encoded again by the core: equal bytes mean the core reads and writes the
+/// changelog exactly as the Python stage did (tests/unit/streams/test_core_state.py). ValueError for bytes
+/// that are no entry.
+#[pyfunction]
+fn changelog_roundtrip(py: Python<'_>, data: &[u8]) -> PyResult<Py<pyo3::types::PyBytes>> {
+    let entry = codec::decode_entry(data).map_err(pyo3::exceptions::PyValueError::new_err)?;
+    let out = match entry {
+        codec::Entry::State(state) => codec::encode_state(&state),
+        codec::Entry::Forward { target, created_ms } => codec::encode_forward(&target, created_ms),
+    };
+    Ok(pyo3::types::PyBytes::new(py, &out).unbind())
+}
+
 #[pymodule]
 fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ingest::Ingest>()?;
     m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(changelog_roundtrip, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
     m.add("MAX_TIME_MS", time::MAX_TIME_MS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
-

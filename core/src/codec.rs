@@ -1,0 +1,442 @@
+//! The changelog's encoding of a customer state or forward: msgpack, byte for byte what the Python
+//! stage wrote (`streams.domain.codec`), so a worker restores any changelog either of them wrote.
+//!
+//! state:   [1, key, version, latest, horizon, [ekey, first_neg, first_pos, mask, last]*,
+//!           [[jid, jtype, started, last, terminal, channels, dissatisfying, emitted, hashes]...],
+//!           [order_id, time, amount]*, [[anchor, at, ref, ekey, event_id, channel, journey_id, flagged]...],
+//!           alerted, aliases, held, held_at]      (held and held_at absent in states written before them)
+//! forward: [0, target, created_ms]
+//! `hashes` is the journey's sorted 64-bit event hashes as little-endian bytes.
+
+use crate::customer::{Contact, CustomerState, Experience};
+use crate::journeys::{Journey, Status};
+
+/// A decoded changelog entry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    State(CustomerState),
+    Forward { target: String, created_ms: i64 },
+}
+
+// --- writing ------------------------------------------------------------------------------------
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn int(&mut self, v: i64) {
+        let out = &mut self.0;
+        if v >= 0 {
+            let u = v as u64;
+            if u < 128 {
+                out.push(u as u8);
+            } else if u <= u8::MAX as u64 {
+                out.extend([0xcc, u as u8]);
+            } else if u <= u16::MAX as u64 {
+                out.push(0xcd);
+                out.extend((u as u16).to_be_bytes());
+            } else if u <= u32::MAX as u64 {
+                out.push(0xce);
+                out.extend((u as u32).to_be_bytes());
+            } else {
+                out.push(0xcf);
+                out.extend(u.to_be_bytes());
+            }
+        } else if v >= -32 {
+            out.push(v as i8 as u8);
+        } else if v >= i8::MIN as i64 {
+            out.extend([0xd0, v as i8 as u8]);
+        } else if v >= i16::MIN as i64 {
+            out.push(0xd1);
+            out.extend((v as i16).to_be_bytes());
+        } else if v >= i32::MIN as i64 {
+            out.push(0xd2);
+            out.extend((v as i32).to_be_bytes());
+        } else {
+            out.push(0xd3);
+            out.extend(v.to_be_bytes());
+        }
+    }
+
+    fn uint(&mut self, u: u64) {
+        if u <= i64::MAX as u64 {
+            self.int(u as i64);
+        } else {
+            self.0.push(0xcf);
+            self.0.extend(u.to_be_bytes());
+        }
+    }
+
+    fn float(&mut self, f: f64) {
+        self.0.push(0xcb);
+        self.0.extend(f.to_be_bytes());
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.0.push(if b { 0xc3 } else { 0xc2 });
+    }
+
+    fn len(&mut self, n: usize, fix: u8, fix_max: usize, m8: Option<u8>, m16: u8, m32: u8) {
+        let out = &mut self.0;
+        if n <= fix_max {
+            out.push(fix | n as u8);
+        } else if let (Some(marker), true) = (m8, n <= u8::MAX as usize) {
+            out.extend([marker, n as u8]);
+        } else if n <= u16::MAX as usize {
+            out.push(m16);
+            out.extend((n as u16).to_be_bytes());
+        } else {
+            out.push(m32);
+            out.extend((n as u32).to_be_bytes());
+        }
+    }
+
+    fn array(&mut self, n: usize) {
+        self.len(n, 0x90, 15, None, 0xdc, 0xdd);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.len(s.len(), 0xa0, 31, Some(0xd9), 0xda, 0xdb);
+        self.0.extend(s.as_bytes());
+    }
+
+    fn bin(&mut self, b: &[u8]) {
+        // msgpack has no fixbin: bin8 from 0 bytes.
+        if b.len() <= u8::MAX as usize {
+            self.0.extend([0xc4, b.len() as u8]);
+        } else if b.len() <= u16::MAX as usize {
+            self.0.push(0xc5);
+            self.0.extend((b.len() as u16).to_be_bytes());
+        } else {
+            self.0.push(0xc6);
+            self.0.extend((b.len() as u32).to_be_bytes());
+        }
+        self.0.extend(b);
+    }
+
+    fn ints(&mut self, v: &[i64]) {
+        self.array(v.len());
+        for &x in v {
+            self.int(x);
+        }
+    }
+}
+
+pub fn encode_forward(target: &str, created_ms: i64) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(16 + target.len()));
+    w.array(3);
+    w.int(0);
+    w.str(target);
+    w.int(created_ms);
+    w.0
+}
+
+pub fn encode_state(s: &CustomerState) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(256));
+    w.array(13);
+    w.int(1);
+    w.str(&s.key);
+    w.int(s.version);
+    w.int(s.latest);
+    w.int(s.horizon);
+    w.array(s.exps.len() * 5);
+    for (k, e) in &s.exps {
+        w.str(k);
+        w.int(e.first_neg);
+        w.int(e.first_pos);
+        w.uint(e.mask);
+        w.int(e.last);
+    }
+    w.array(s.journeys.len());
+    for j in &s.journeys {
+        w.array(9);
+        w.str(&j.jid);
+        w.int(i64::from(j.jtype));
+        w.int(j.started);
+        w.int(j.last);
+        w.int(j.terminal);
+        w.int(i64::from(j.channels));
+        w.boolean(j.dissatisfying);
+        w.int(j.emitted as i64);
+        let hashes: Vec<u8> = j.events.iter().flat_map(|e| e.to_le_bytes()).collect();
+        w.bin(&hashes);
+    }
+    w.array(s.orders.len() * 3);
+    for (order, (t, amount)) in &s.orders {
+        w.str(order);
+        w.int(*t);
+        w.float(*amount);
+    }
+    w.array(s.contacts.len());
+    for c in &s.contacts {
+        w.array(8);
+        w.str(&c.anchor);
+        w.int(c.at);
+        w.str(&c.reference);
+        w.str(&c.experience_key);
+        w.str(&c.event_id);
+        w.str(&c.channel);
+        w.str(&c.journey_id);
+        w.boolean(c.flagged);
+    }
+    w.ints(&s.alerted);
+    w.array(s.aliases.len());
+    for a in &s.aliases {
+        w.str(a);
+    }
+    w.ints(&s.held);
+    w.int(s.held_at);
+    w.0
+}
+
+// --- reading ------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Bin(Vec<u8>),
+    Array(Vec<Value>),
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("truncated entry")?;
+        let out = &self.b[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64, String> {
+        Ok(self.take(n)?.iter().fold(0u64, |acc, &x| acc << 8 | u64::from(x)))
+    }
+
+    fn items(&mut self, n: usize, depth: usize) -> Result<Value, String> {
+        // Each item takes at least one byte: a hostile length cannot allocate more than the input.
+        let mut items = Vec::with_capacity(n.min(self.b.len() - self.at));
+        for _ in 0..n {
+            items.push(self.value(depth + 1)?);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn text(&mut self, n: usize) -> Result<Value, String> {
+        let raw = self.take(n)?;
+        Ok(Value::Str(std::str::from_utf8(raw).map_err(|e| e.to_string())?.to_string()))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > 8 {
+            return Err("entry nested too deep".into());
+        }
+        let marker = self.take(1)?[0];
+        Ok(match marker {
+            0x00..=0x7f => Value::Int(i64::from(marker)),
+            0xe0..=0xff => Value::Int(i64::from(marker as i8)),
+            0x80..=0x8f => return Err("maps are not used in entries".into()),
+            0x90..=0x9f => self.items(usize::from(marker & 0x0f), depth)?,
+            0xa0..=0xbf => self.text(usize::from(marker & 0x1f))?,
+            0xc0 => Value::Nil,
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xc4 | 0xc5 | 0xc6 => {
+                let n = self.be(1 << (marker - 0xc4))? as usize;
+                Value::Bin(self.take(n)?.to_vec())
+            }
+            0xca => Value::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
+            0xcb => Value::Float(f64::from_bits(self.be(8)?)),
+            0xcc..=0xcf => {
+                let u = self.be(1 << (marker - 0xcc))?;
+                i64::try_from(u).map_or(Value::UInt(u), Value::Int)
+            }
+            0xd0..=0xd3 => {
+                let n = 1 << (marker - 0xd0);
+                let u = self.be(n)?;
+                let shift = 64 - 8 * n as u32;
+                Value::Int(((u << shift) as i64) >> shift)
+            }
+            0xd9..=0xdb => {
+                let n = self.be(1 << (marker - 0xd9))? as usize;
+                self.text(n)?
+            }
+            0xdc | 0xdd => {
+                let n = self.be(2 << (marker - 0xdc))? as usize;
+                self.items(n, depth)?
+            }
+            other => return Err(format!("unexpected msgpack marker 0x{other:02x}")),
+        })
+    }
+}
+
+fn int(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err(format!("expected an integer, got {v:?}")),
+    }
+}
+
+fn uint(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        Value::UInt(u) => Ok(*u),
+        _ => Err(format!("expected an unsigned integer, got {v:?}")),
+    }
+}
+
+fn float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        _ => Err(format!("expected a number, got {v:?}")),
+    }
+}
+
+fn string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        _ => Err(format!("expected a string, got {v:?}")),
+    }
+}
+
+fn boolean(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(format!("expected a boolean, got {v:?}")),
+    }
+}
+
+fn array(v: &Value) -> Result<&[Value], String> {
+    match v {
+        Value::Array(items) => Ok(items),
+        _ => Err(format!("expected an array, got {v:?}")),
+    }
+}
+
+fn ints(v: &Value) -> Result<Vec<i64>, String> {
+    array(v)?.iter().map(int).collect()
+}
+
+/// A changelog value; Err for bytes no version of the stage wrote.
+pub fn decode_entry(data: &[u8]) -> Result<Entry, String> {
+    let mut r = Reader { b: data, at: 0 };
+    let doc = r.value(0)?;
+    let doc = array(&doc)?;
+    match doc.first().map(int).transpose()? {
+        Some(0) if doc.len() >= 3 => return Ok(Entry::Forward { target: string(&doc[1])?, created_ms: int(&doc[2])? }),
+        Some(1) if doc.len() >= 11 => {}
+        _ => return Err("not a state or forward entry".into()),
+    }
+    let mut s = CustomerState::new(&string(&doc[1])?);
+    s.version = int(&doc[2])?;
+    s.latest = int(&doc[3])?;
+    s.horizon = int(&doc[4])?;
+    for e in array(&doc[5])?.chunks(5) {
+        let [k, fneg, fpos, mask, last] = e else { return Err("experience record".into()) };
+        let exp = Experience { first_neg: int(fneg)?, first_pos: int(fpos)?, mask: uint(mask)?, last: int(last)? };
+        s.exps.push((string(k)?, exp));
+    }
+    for j in array(&doc[6])? {
+        let [jid, jtype, started, last, terminal, channels, dissat, emitted, events] = array(j)? else {
+            return Err("journey record".into());
+        };
+        let Value::Bin(raw) = events else { return Err("journey events".into()) };
+        let mut hashes: Vec<u64> =
+            raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+        hashes.sort_unstable();
+        s.journeys.push(Journey {
+            jid: string(jid)?,
+            jtype: u8::try_from(int(jtype)?).map_err(|e| e.to_string())?,
+            started: int(started)?,
+            last: int(last)?,
+            terminal: int(terminal)?,
+            channels: u32::try_from(int(channels)?).map_err(|e| e.to_string())?,
+            dissatisfying: boolean(dissat)?,
+            events: hashes,
+            emitted: Status::from_index(u8::try_from(int(emitted)?).unwrap_or(0)),
+        });
+    }
+    for o in array(&doc[7])?.chunks(3) {
+        let [order, t, amount] = o else { return Err("order record".into()) };
+        s.orders.push((string(order)?, (int(t)?, float(amount)?)));
+    }
+    for c in array(&doc[8])? {
+        let [anchor, at, reference, ekey, event_id, channel, journey_id, flagged] = array(c)? else {
+            return Err("contact record".into());
+        };
+        s.contacts.push(Contact {
+            anchor: string(anchor)?,
+            at: int(at)?,
+            reference: string(reference)?,
+            experience_key: string(ekey)?,
+            event_id: string(event_id)?,
+            channel: string(channel)?,
+            journey_id: string(journey_id)?,
+            flagged: boolean(flagged)?,
+        });
+    }
+    s.alerted = ints(&doc[9])?;
+    s.aliases = array(&doc[10])?.iter().map(string).collect::<Result<_, _>>()?;
+    if doc.len() > 11 {
+        s.held = ints(&doc[11])?;
+        s.held_at = doc.get(12).map(int).transpose()?.unwrap_or(0);
+    }
+    Ok(Entry::State(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_take_the_smallest_form_as_msgpack_python_writes_them() {
+        let enc = |v: i64| {
+            let mut w = Writer(Vec::new());
+            w.int(v);
+            w.0
+        };
+        assert_eq!(enc(5), [5]);
+        assert_eq!(enc(200), [0xcc, 200]);
+        assert_eq!(enc(-1), [0xff]);
+        assert_eq!(enc(-33), [0xd0, 0xdf]);
+        assert_eq!(enc(1_700_000_000_000), [0xcf, 0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00]);
+        let mut r = Reader { b: &[0xd1, 0xff, 0x00], at: 0 };
+        assert_eq!(r.value(0), Ok(Value::Int(-256)));
+    }
+
+    #[test]
+    fn a_state_round_trips() {
+        let mut s = CustomerState::new("C1");
+        s.version = 7;
+        s.latest = 1_700_000_000_000;
+        s.exps.push(("order:O1".into(), Experience { first_neg: 3, first_pos: 0, mask: 1 << 61, last: 9 }));
+        let mut j = Journey::new("purchase:O1".into(), 0, 5);
+        j.events = vec![1, u64::MAX];
+        j.emitted = Status::Open;
+        s.journeys.push(j);
+        s.orders.push(("O1".into(), (5, 12.5)));
+        s.alerted = vec![1, 2];
+        s.aliases = vec!["~a".into()];
+        s.held = vec![4];
+        s.held_at = 99;
+        assert_eq!(decode_entry(&encode_state(&s)), Ok(Entry::State(s)));
+        assert_eq!(decode_entry(&encode_forward("C2", 5)), Ok(Entry::Forward { target: "C2".into(), created_ms: 5 }));
+    }
+
+    #[test]
+    fn damaged_entries_are_errors_not_panics() {
+        let good = encode_state(&CustomerState::new("C1"));
+        for cut in 0..good.len() {
+            assert!(decode_entry(&good[..cut]).is_err());
+        }
+        assert!(decode_entry(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(decode_entry(b"\x93\x05\xa1x\x01").is_err());
+    }
+}
