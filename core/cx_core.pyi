@@ -41,3 +41,23 @@ class Ingest:
 
 def changelog_roundtrip(data: bytes) -> bytes:
     """A changelog value decoded and encoded again by the core (ValueError for bytes that are no entry)."""
+
+class Stage:
+    """Stage 2 for one stitch partition; `data` is the wrapper's dict of serialized states."""
+
+    max_event_ms: int
+    held: int
+    def __init__(
+        self,
+        partition: int,
+        policy: tuple[Any, ...],
+        forward_ttl_ms: int,
+        data: dict[str, bytes],
+        classes: tuple[type[Any], ...],
+        tables: tuple[Any, ...],
+        make_alert: Callable[..., Any],
+        dumps: Callable[[Any], bytes],
+    ) -> None: ...
+    def reindex(self) -> None: ...
+    def process(self, items: list[Any], now_ms: int, watermark: int) -> tuple[Any, ...]: ...
+    def expire(self, now_ms: int, watermark: int) -> tuple[Any, ...]: ...

@@ -11,6 +11,7 @@ pub mod json;
 pub mod risk;
 pub mod schema;
 pub mod signals;
+pub mod stage;
 pub mod text;
 pub mod time;
 
@@ -38,6 +39,7 @@ fn changelog_roundtrip(py: Python<'_>, data: &[u8]) -> PyResult<Py<pyo3::types::
 #[pymodule]
 fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ingest::Ingest>()?;
+    m.add_class::<stage::Stage>()?;
     m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
     m.add_function(wrap_pyfunction!(changelog_roundtrip, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;

@@ -51,10 +51,12 @@ class Cluster:
     outputs: list[Output] = field(default_factory=list)
     # (index in outputs, key, absorbed key): a state that reached its key and was merged into it there
     absorbed: list[tuple[int, str, str]] = field(default_factory=list)
+    # The stage-2 implementation: the core's, or tests/reference/processor.py's for differential tests.
+    state_class: Any = PartitionState
 
     def __post_init__(self) -> None:
         self.graph = IdentityGraph(max_identifiers=self.max_identifiers)
-        self.states = [PartitionState(p, self.policy) for p in range(self.partitions)]
+        self.states = [self.state_class(p, self.policy) for p in range(self.partitions)]
         self.queues: list[deque[Item]] = [deque() for _ in range(self.partitions)]
         self.claims: deque[LinkClaim] = deque()
         self.replica_updates: deque[tuple[str, str]] = deque()
@@ -82,7 +84,8 @@ class Cluster:
         out = self.states[p].process(items, NOW, watermark=0)
         self.outputs.append(out)
         for item in items:
-            if item.kind == "state" and isinstance(self.states[p]._load(item.key), CustomerState):
+            held = self.states[p].data.get(item.key)
+            if item.kind == "state" and held is not None and isinstance(decode_entry(held), CustomerState):
                 moved = decode_entry(item.blob)
                 self.absorbed.append((len(self.outputs) - 1, item.key, moved.key))
         for item in out.forward:

@@ -1,0 +1,992 @@
+//! Stage 2 for one stitch partition: apply a batch of items to customer state and collect every output
+//! (rows by table, re-routed items, alerts, changed changelog values, counters), one call per batch.
+//!
+//! The customers' states live serialized in the Python dict the wrapper owns (`PartitionState.data`,
+//! the changelog's bytes, ~200 bytes a customer); a touched state is decoded once per batch and encoded
+//! once at its end. Alerts are made by a Python callable (the pydantic `ChurnAlert`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use indexmap::IndexMap;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::codec::{self, Entry};
+use crate::customer::{event_hash, Applied, CustomerState, Fact, Policy, RetroSignal};
+use crate::journeys::{self, Journey, JourneyPolicy, Status, Touch, JOURNEY_TYPES};
+use crate::signals::{Classifier, Metric};
+
+/// The Python classes and table names rows and items are made of.
+struct Kinds {
+    tuple_new: Py<PyAny>,
+    record: Py<PyAny>,
+    item: Py<PyAny>,
+    touchpoint_row: Py<PyAny>,
+    signal_row: Py<PyAny>,
+    customer_row: Py<PyAny>,
+    journey_row: Py<PyAny>,
+    override_row: Py<PyAny>,
+    erasure_row: Py<PyAny>,
+    /// Table members: touchpoints, experience_signals, customer_experience, journeys, identity_overrides, erasures.
+    tables: [Py<PyAny>; 6],
+    make_alert: Py<PyAny>,
+    dumps: Py<PyAny>,
+}
+
+const T_TOUCHPOINTS: usize = 0;
+const T_SIGNALS: usize = 1;
+const T_CUSTOMERS: usize = 2;
+const T_JOURNEYS: usize = 3;
+const T_OVERRIDES: usize = 4;
+const T_ERASURES: usize = 5;
+
+/// A `customer_experience` row's fields, in column order.
+type CustomerFields<'a> = (&'a str, i64, i64, f64, &'a str, i64, i64, f64, i64, i64, &'a str, i64);
+
+/// What one call produced, handed to Python as plain values.
+#[derive(Default)]
+struct Out {
+    rows: [Vec<Py<PyAny>>; 6],
+    forward: Vec<Py<PyAny>>,
+    alerts: Vec<Py<PyAny>>,
+    changed: IndexMap<String, Option<Vec<u8>>>,
+    duplicates: i64,
+    signals: IndexMap<String, i64>,
+    opened: IndexMap<&'static str, i64>,
+    closed: IndexMap<(&'static str, &'static str), i64>,
+    seconds: Vec<(&'static str, f64)>,
+    merges: i64,
+    erased: i64,
+}
+
+/// One item of the stitch topic, as the Python `Item` holds it.
+struct ItemIn<'py> {
+    kind: String,
+    key: String,
+    record: Option<Bound<'py, PyTuple>>,
+    target: String,
+    blob: Vec<u8>,
+    raw: Bound<'py, PyAny>,
+}
+
+fn opt_str(v: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if v.is_none() {
+        Ok(None)
+    } else {
+        v.extract().map(Some)
+    }
+}
+
+fn metric(v: &Bound<'_, PyAny>) -> PyResult<Option<Metric>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    // bool first: True is also an int in Python.
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(Some(Metric::Bool(b.is_true())));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        if v.is_instance_of::<pyo3::types::PyInt>() {
+            return Ok(Some(Metric::Int(i)));
+        }
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        return Ok(Some(Metric::Float(f)));
+    }
+    Ok(Some(Metric::Str(v.extract()?)))
+}
+
+/// A record's fields the state reads, borrowed from the Python tuple's values.
+struct RecordView {
+    event_id: String,
+    occurred_ms: i64,
+    received_ms: i64,
+    channel: String,
+    event_type: String,
+    order_id: Option<String>,
+    case_id: Option<String>,
+    contact_id: Option<String>,
+    resolved: Option<bool>,
+    amount: Option<f64>,
+    metrics: [Option<Metric>; 10],
+}
+
+impl RecordView {
+    fn of(rec: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        let at = |i: usize| rec.get_item(i);
+        let mut metrics: [Option<Metric>; 10] = Default::default();
+        for (slot, field) in metrics.iter_mut().zip(14..24) {
+            *slot = metric(&at(field)?)?;
+        }
+        let resolved = match &metrics[3] {
+            Some(Metric::Bool(b)) => Some(*b),
+            _ => None,
+        };
+        let amount = match &metrics[9] {
+            Some(Metric::Int(i)) => Some(*i as f64),
+            Some(Metric::Float(f)) => Some(*f),
+            _ => None,
+        };
+        Ok(RecordView {
+            event_id: at(0)?.extract()?,
+            occurred_ms: at(1)?.extract()?,
+            received_ms: at(2)?.extract()?,
+            channel: at(4)?.extract()?,
+            event_type: at(5)?.extract()?,
+            order_id: opt_str(&at(8)?)?,
+            case_id: opt_str(&at(9)?)?,
+            contact_id: opt_str(&at(10)?)?,
+            resolved,
+            amount,
+            metrics,
+        })
+    }
+
+    fn fact(&self) -> Fact<'_> {
+        Fact {
+            touch: Touch {
+                event_id: &self.event_id,
+                event_type: &self.event_type,
+                channel: &self.channel,
+                occurred_ms: self.occurred_ms,
+                case_id: self.case_id.as_deref(),
+                contact_id: self.contact_id.as_deref(),
+                order_id: self.order_id.as_deref(),
+                resolved: self.resolved,
+            },
+            amount: self.amount,
+        }
+    }
+}
+
+/// The customers of one stitch partition.
+#[pyclass(module = "cx_core")]
+pub struct Stage {
+    partition: i64,
+    policy: Policy,
+    forward_ttl_ms: i64,
+    data: Py<PyDict>,
+    kinds: Kinds,
+    #[pyo3(get)]
+    max_event_ms: i64,
+    due: BinaryHeap<Reverse<(i64, String)>>,
+    scheduled: HashMap<String, i64>,
+    forwards: IndexMap<String, i64>,
+    held: IndexMap<String, i64>,
+}
+
+impl Stage {
+    fn new_tuple<'py>(&self, py: Python<'py>, class: &Py<PyAny>, fields: Bound<'py, PyTuple>) -> PyResult<Py<PyAny>> {
+        Ok(self.kinds.tuple_new.bind(py).call1((class.bind(py), fields))?.unbind())
+    }
+
+    fn load(&self, py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
+        match self.data.bind(py).get_item(key)? {
+            None => Ok(None),
+            Some(value) => {
+                let bytes = value.cast::<PyBytes>()?;
+                codec::decode_entry(bytes.as_bytes()).map(Some).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!("changelog value of {key} is damaged: {e}"))
+                })
+            }
+        }
+    }
+
+    fn store(&self, py: Python<'_>, key: &str, value: Vec<u8>, out: &mut Out) -> PyResult<()> {
+        self.data.bind(py).set_item(key, PyBytes::new(py, &value))?;
+        out.changed.insert(key.to_string(), Some(value));
+        Ok(())
+    }
+
+    fn schedule(&mut self, state: &CustomerState) {
+        let timeouts = &self.policy.journeys.timeouts;
+        let deadline = state
+            .journeys
+            .iter()
+            .filter(|j| j.terminal == 0 && j.emitted == Status::Open)
+            .map(|j| j.last + timeouts[j.jtype as usize])
+            .min();
+        let Some(deadline) = deadline else { return };
+        let current = self.scheduled.get(&state.key).copied();
+        if current.is_none_or(|c| deadline < c) {
+            self.scheduled.insert(state.key.clone(), deadline);
+            self.due.push(Reverse((deadline, state.key.clone())));
+        }
+    }
+
+    fn hold(&mut self, state: &CustomerState) {
+        if state.held.is_empty() {
+            self.held.shift_remove(&state.key);
+        } else {
+            self.held.insert(state.key.clone(), state.held_at + self.policy.anonymous_hold);
+        }
+    }
+
+    fn retirement_row(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        j: &Journey,
+        into: &str,
+        version: i64,
+        now_ms: i64,
+    ) -> PyResult<Py<PyAny>> {
+        let fields = PyTuple::new(
+            py,
+            [
+                journeys::row_id(key, &j.jid).into_pyobject(py)?.into_any(),
+                key.into_pyobject(py)?.into_any(),
+                JOURNEY_TYPES[j.jtype as usize].into_pyobject(py)?.into_any(),
+                "abandoned".into_pyobject(py)?.into_any(),
+                (j.started.div_euclid(1000)).into_pyobject(py)?.into_any(),
+                (j.last.div_euclid(1000)).into_pyobject(py)?.into_any(),
+                (j.last.div_euclid(1000)).into_pyobject(py)?.into_any(),
+                0i64.into_pyobject(py)?.into_any(),
+                PyList::empty(py).into_any(),
+                0i64.into_pyobject(py)?.into_any(),
+                into.into_pyobject(py)?.into_any(),
+                version.into_pyobject(py)?.into_any(),
+                (now_ms.div_euclid(1000)).into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        self.new_tuple(py, &self.kinds.journey_row, fields)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn signal_row(
+        &self,
+        py: Python<'_>,
+        event_id: &str,
+        key: &str,
+        experience_key: &str,
+        signal: usize,
+        channel: &str,
+        event_type: &str,
+        occurred_ms: i64,
+        journey_id: &str,
+    ) -> PyResult<Py<PyAny>> {
+        let s = &self.policy.classifier.signals[signal];
+        let fields = PyTuple::new(
+            py,
+            [
+                event_id.into_pyobject(py)?.into_any(),
+                key.into_pyobject(py)?.into_any(),
+                experience_key.into_pyobject(py)?.into_any(),
+                s.name.as_str().into_pyobject(py)?.into_any(),
+                i64::from(s.polarity).into_pyobject(py)?.into_any(),
+                s.dimension.as_str().into_pyobject(py)?.into_any(),
+                channel.into_pyobject(py)?.into_any(),
+                event_type.into_pyobject(py)?.into_any(),
+                occurred_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
+                journey_id.into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        self.new_tuple(py, &self.kinds.signal_row, fields)
+    }
+
+    fn retro_rows(&self, py: Python<'_>, key: &str, retro: &[RetroSignal], out: &mut Out) -> PyResult<()> {
+        for r in retro {
+            *out.signals.entry(self.policy.classifier.signals[r.signal].name.clone()).or_default() += 1;
+            let row = self.signal_row(
+                py,
+                &r.event_id,
+                key,
+                &r.experience_key,
+                r.signal,
+                &r.channel,
+                "contact_started",
+                r.occurred_ms,
+                "",
+            )?;
+            out.rows[T_SIGNALS].push(row);
+        }
+        Ok(())
+    }
+
+    fn retired_rows(
+        &self,
+        py: Python<'_>,
+        state: &CustomerState,
+        retired: &[Journey],
+        now_ms: i64,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        // A browse session fused into an earlier one keeps a row with zero touchpoints and a pointer.
+        for journey in retired {
+            let into = state.journeys.iter().find(|j| j.covers(journey)).map(|j| j.jid.as_str());
+            let into_id = into.map_or_else(|| "merged".to_string(), |jid| journeys::row_id(&state.key, jid));
+            out.rows[T_JOURNEYS].push(self.retirement_row(py, &state.key, journey, &into_id, state.version, now_ms)?);
+        }
+        Ok(())
+    }
+
+    fn touchpoint_row(
+        &self,
+        py: Python<'_>,
+        rec: &Bound<'_, PyTuple>,
+        key: &str,
+        applied: &Applied,
+    ) -> PyResult<Py<PyAny>> {
+        let at = |i: usize| rec.get_item(i);
+        let text = |v: Bound<'_, PyAny>| -> PyResult<Py<PyAny>> {
+            Ok(if v.is_none() { "".into_pyobject(py)?.into_any().unbind() } else { v.unbind() })
+        };
+        let mut ids: [Option<String>; 5] = Default::default();
+        for identifier in at(7)?.try_iter()? {
+            let identifier: String = identifier?.extract()?;
+            let (kind, value) = identifier.split_once(':').unwrap_or((identifier.as_str(), ""));
+            let slot = match kind {
+                "anon" => 0,
+                "device" => 1,
+                "phone" => 2,
+                "email" => 3,
+                "wechat" => 4,
+                _ => continue,
+            };
+            ids[slot] = Some(value.to_string());
+        }
+        let occurred: i64 = at(1)?.extract()?;
+        let received: i64 = at(2)?.extract()?;
+        let names: Vec<&str> =
+            applied.signals.iter().map(|&s| self.policy.classifier.signals[s].name.as_str()).collect();
+        let journey_id =
+            if applied.journey_id.is_empty() { String::new() } else { journeys::row_id(key, &applied.journey_id) };
+        let resolved = at(17)?;
+        let resolved = if resolved.is_none() {
+            resolved.unbind()
+        } else {
+            i64::from(resolved.is_truthy()?).into_pyobject(py)?.into_any().unbind()
+        };
+        let attributes = at(25)?;
+        let attributes = if attributes.is_none() || !attributes.is_truthy()? {
+            "{}".into_pyobject(py)?.into_any().unbind()
+        } else {
+            self.kinds.dumps.bind(py).call1((attributes,))?.call_method0("decode")?.unbind()
+        };
+        let mut fields: Vec<Py<PyAny>> = Vec::with_capacity(36);
+        fields.push(at(0)?.unbind());
+        fields.push(key.into_pyobject(py)?.into_any().unbind());
+        fields.push(at(4)?.unbind());
+        fields.push(at(5)?.unbind());
+        fields.push(occurred.div_euclid(1000).into_pyobject(py)?.into_any().unbind());
+        fields.push(at(1)?.unbind());
+        fields.push(received.div_euclid(1000).into_pyobject(py)?.into_any().unbind());
+        fields.push(at(3)?.unbind());
+        fields.push(applied.experience_key.as_str().into_pyobject(py)?.into_any().unbind());
+        fields.push(journey_id.into_pyobject(py)?.into_any().unbind());
+        fields.push(PyList::new(py, names)?.into_any().unbind());
+        fields.push(text(at(6)?)?);
+        for id in ids {
+            fields.push(id.unwrap_or_default().into_pyobject(py)?.into_any().unbind());
+        }
+        for i in 8..14 {
+            fields.push(text(at(i)?)?);
+        }
+        fields.push(at(14)?.unbind()); // wait_seconds
+        fields.push(at(15)?.unbind()); // transfers
+        fields.push(text(at(16)?)?); // handled_by
+        fields.push(resolved);
+        for i in 18..24 {
+            fields.push(at(i)?.unbind()); // csat nps ces rating sentiment amount
+        }
+        fields.push(text(at(24)?)?); // currency
+        fields.push(attributes);
+        fields.push(1i64.into_pyobject(py)?.into_any().unbind());
+        self.new_tuple(py, &self.kinds.touchpoint_row, PyTuple::new(py, fields)?)
+    }
+
+    fn apply(
+        &mut self,
+        py: Python<'_>,
+        state: &mut CustomerState,
+        rec: &Bound<'_, PyTuple>,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        let view = RecordView::of(rec)?;
+        self.max_event_ms = self.max_event_ms.max(view.occurred_ms);
+        let hits = self.policy.classifier.classify(&view.event_type, &view.metrics);
+        let Some(applied) = state.apply(&view.fact(), hits, event_hash(&view.event_id), &self.policy) else {
+            out.duplicates += 1;
+            return Ok(());
+        };
+        let key = state.key.clone();
+        out.rows[T_TOUCHPOINTS].push(self.touchpoint_row(py, rec, &key, &applied)?);
+        let journey_id =
+            if applied.journey_id.is_empty() { String::new() } else { journeys::row_id(&key, &applied.journey_id) };
+        for &s in &applied.signals {
+            *out.signals.entry(self.policy.classifier.signals[s].name.clone()).or_default() += 1;
+            let row = self.signal_row(
+                py,
+                &view.event_id,
+                &key,
+                &applied.experience_key,
+                s,
+                &view.channel,
+                &view.event_type,
+                view.occurred_ms,
+                &journey_id,
+            )?;
+            out.rows[T_SIGNALS].push(row);
+        }
+        if let Some(jtype) = applied.opened {
+            *out.opened.entry(JOURNEY_TYPES[jtype as usize]).or_default() += 1;
+        }
+        self.retro_rows(py, &key, &applied.retro, out)?;
+        self.retired_rows(py, state, &applied.retired, view.occurred_ms, out)?;
+        let _ = view.received_ms;
+        Ok(())
+    }
+
+    fn store_forward(&mut self, py: Python<'_>, key: &str, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
+        self.store(py, key, codec::encode_forward(target, now_ms), out)?;
+        self.forwards.insert(key.to_string(), now_ms);
+        self.scheduled.remove(key);
+        self.held.shift_remove(key);
+        Ok(())
+    }
+
+    fn forget(&mut self, py: Python<'_>, item: &ItemIn<'_>, now_ms: i64, out: &mut Out) -> PyResult<()> {
+        let data = self.data.bind(py);
+        let existed = data.get_item(&item.key)?.is_some();
+        if existed {
+            data.del_item(&item.key)?;
+        }
+        self.scheduled.remove(&item.key);
+        self.forwards.shift_remove(&item.key);
+        self.held.shift_remove(&item.key);
+        out.changed.insert(item.key.clone(), None);
+        out.erased += i64::from(existed);
+        let number: i64 = if item.blob.is_empty() {
+            0
+        } else {
+            std::str::from_utf8(&item.blob).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        };
+        let fields = PyTuple::new(
+            py,
+            [
+                item.target.as_str().into_pyobject(py)?.into_any(),
+                "state".into_pyobject(py)?.into_any(),
+                number.into_pyobject(py)?.into_any(),
+                self.partition.into_pyobject(py)?.into_any(),
+                1i64.into_pyobject(py)?.into_any(),
+                i64::from(existed).into_pyobject(py)?.into_any(),
+                now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        out.rows[T_ERASURES].push(self.new_tuple(py, &self.kinds.erasure_row, fields)?);
+        Ok(())
+    }
+
+    fn pass_on(&mut self, py: Python<'_>, item: &ItemIn<'_>, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
+        if item.kind == "merge" {
+            if item.target != target && item.target != item.key {
+                let to = item.target.clone();
+                self.store_forward(py, &item.key, &to, now_ms, out)?;
+            }
+            return Ok(());
+        }
+        let record = match &item.record {
+            Some(rec) => {
+                let mut fields: Vec<Bound<'_, PyAny>> = rec.iter().collect();
+                if let Some(last) = fields.last_mut() {
+                    *last = target.into_pyobject(py)?.into_any();
+                }
+                self.new_tuple(py, &self.kinds.record, PyTuple::new(py, fields)?)?
+            }
+            None => py.None(),
+        };
+        let fields = PyTuple::new(
+            py,
+            [
+                item.raw.get_item(0)?,
+                target.into_pyobject(py)?.into_any(),
+                record.into_bound(py),
+                item.raw.get_item(3)?,
+                item.raw.get_item(4)?,
+            ],
+        )?;
+        out.forward.push(self.new_tuple(py, &self.kinds.item, fields)?);
+        if item.kind == "state" {
+            // A state passing through: its journeys' pointers name ids under this key, so they point on.
+            if let Ok(Entry::State(moved)) = codec::decode_entry(&item.blob) {
+                let version = (moved.version + 1).max(now_ms);
+                for journey in &moved.journeys {
+                    let into = journeys::row_id(target, &journey.jid);
+                    out.rows[T_JOURNEYS].push(self.retirement_row(py, &item.key, journey, &into, version, now_ms)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn customer_row(&self, py: Python<'_>, fields: CustomerFields<'_>) -> PyResult<Py<PyAny>> {
+        let f = fields;
+        let tuple = PyTuple::new(
+            py,
+            [
+                f.0.into_pyobject(py)?.into_any(),
+                f.1.into_pyobject(py)?.into_any(),
+                f.2.into_pyobject(py)?.into_any(),
+                f.3.into_pyobject(py)?.into_any(),
+                f.4.into_pyobject(py)?.into_any(),
+                f.5.into_pyobject(py)?.into_any(),
+                f.6.into_pyobject(py)?.into_any(),
+                f.7.into_pyobject(py)?.into_any(),
+                f.8.into_pyobject(py)?.into_any(),
+                f.9.into_pyobject(py)?.into_any(),
+                f.10.into_pyobject(py)?.into_any(),
+                f.11.into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        self.new_tuple(py, &self.kinds.customer_row, tuple)
+    }
+
+    fn move_out(
+        &mut self,
+        py: Python<'_>,
+        state: CustomerState,
+        target: &str,
+        now_ms: i64,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        let blob = PyBytes::new(py, &codec::encode_state(&state));
+        let fields = PyTuple::new(
+            py,
+            [
+                "state".into_pyobject(py)?.into_any(),
+                target.into_pyobject(py)?.into_any(),
+                py.None().into_bound(py),
+                state.key.as_str().into_pyobject(py)?.into_any(),
+                blob.into_any(),
+            ],
+        )?;
+        out.forward.push(self.new_tuple(py, &self.kinds.item, fields)?);
+        let version = (state.version + 1).max(now_ms);
+        let row = (
+            state.key.as_str(),
+            0,
+            0,
+            0.0,
+            "none",
+            state.latest.div_euclid(1000),
+            version,
+            0.0,
+            0,
+            0,
+            target,
+            now_ms.div_euclid(1000),
+        );
+        out.rows[T_CUSTOMERS].push(self.customer_row(py, row)?);
+        for old in std::iter::once(&state.key).chain(&state.aliases) {
+            let fields = PyTuple::new(
+                py,
+                [
+                    old.as_str().into_pyobject(py)?.into_any(),
+                    target.into_pyobject(py)?.into_any(),
+                    now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
+                    version.into_pyobject(py)?.into_any(),
+                ],
+            )?;
+            out.rows[T_OVERRIDES].push(self.new_tuple(py, &self.kinds.override_row, fields)?);
+        }
+        for journey in &state.journeys {
+            let into = journeys::row_id(target, &journey.jid);
+            out.rows[T_JOURNEYS].push(self.retirement_row(py, &state.key, journey, &into, version, now_ms)?);
+        }
+        out.merges += 1;
+        Ok(())
+    }
+
+    /// Write the journey when its status or content changed; returns its status.
+    #[allow(clippy::too_many_arguments)]
+    fn journey_row(
+        &self,
+        py: Python<'_>,
+        state_key: &str,
+        version: i64,
+        journey: &mut Journey,
+        watermark: i64,
+        now_ms: i64,
+        out: &mut Out,
+    ) -> PyResult<Status> {
+        let policy: &JourneyPolicy = &self.policy.journeys;
+        let status = journey.status(watermark, policy);
+        if journey.emitted == status {
+            return Ok(status);
+        }
+        let ended_at = journey.ended_at(status);
+        let jtype = JOURNEY_TYPES[journey.jtype as usize];
+        if status != Status::Open && matches!(journey.emitted, Status::Never | Status::Open) {
+            *out.closed.entry((jtype, status.name())).or_default() += 1;
+            let end = ended_at.filter(|&e| e != 0).unwrap_or(journey.last);
+            out.seconds.push((jtype, (end - journey.started) as f64 / 1000.0));
+        }
+        journey.emitted = status;
+        let fields = PyTuple::new(
+            py,
+            [
+                journeys::row_id(state_key, &journey.jid).into_pyobject(py)?.into_any(),
+                state_key.into_pyobject(py)?.into_any(),
+                jtype.into_pyobject(py)?.into_any(),
+                status.name().into_pyobject(py)?.into_any(),
+                journey.started.div_euclid(1000).into_pyobject(py)?.into_any(),
+                ended_at.map(|e| e.div_euclid(1000)).into_pyobject(py)?.into_any(),
+                journey.last.div_euclid(1000).into_pyobject(py)?.into_any(),
+                (journey.events.len() as i64).into_pyobject(py)?.into_any(),
+                PyList::new(py, journeys::channel_names(journey.channels))?.into_any(),
+                i64::from(journey.dissatisfying).into_pyobject(py)?.into_any(),
+                "".into_pyobject(py)?.into_any(),
+                version.into_pyobject(py)?.into_any(),
+                now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
+            ],
+        )?;
+        out.rows[T_JOURNEYS].push(self.new_tuple(py, &self.kinds.journey_row, fields)?);
+        Ok(status)
+    }
+
+    /// Alert the state's episodes not alerted yet (or hold them, for an anonymous key); its lifetime value.
+    fn raise_alerts(
+        &mut self,
+        py: Python<'_>,
+        state: &mut CustomerState,
+        hold: bool,
+        now_ms: i64,
+        out: &mut Out,
+    ) -> PyResult<f64> {
+        let lifetime = state.lifetime_value();
+        for crossing in state.new_crossings(&self.policy, hold) {
+            let classifier: &Classifier = &self.policy.classifier;
+            let mut names: Vec<&str> = classifier.names(crossing.mask);
+            let mut dimensions: Vec<&str> = classifier
+                .signals
+                .iter()
+                .filter(|s| names.contains(&s.name.as_str()))
+                .map(|s| s.dimension.as_str())
+                .collect();
+            names.sort_unstable();
+            dimensions.sort_unstable();
+            dimensions.dedup();
+            let alert = self.kinds.make_alert.bind(py).call1((
+                state.key.as_str(),
+                crossing.instant,
+                crossing.before,
+                crossing.keys.clone(),
+                names,
+                dimensions,
+                lifetime,
+                now_ms,
+            ))?;
+            out.alerts.push(alert.unbind());
+        }
+        if !state.held.is_empty() && state.held_at == 0 {
+            state.held_at = now_ms;
+        }
+        self.hold(state);
+        Ok(lifetime)
+    }
+
+    fn finish(
+        &mut self,
+        py: Python<'_>,
+        mut state: CustomerState,
+        now_ms: i64,
+        watermark: i64,
+        out: &mut Out,
+    ) -> PyResult<()> {
+        let (key, version) = (state.key.clone(), state.version);
+        for mut journey in state.prune(&self.policy, watermark) {
+            self.journey_row(py, &key, version, &mut journey, watermark, now_ms, out)?;
+        }
+        let hold = self.policy.anonymous_hold > 0 && key.starts_with('~');
+        let lifetime = self.raise_alerts(py, &mut state, hold, now_ms, out)?;
+        let counters = state.counters(&self.policy);
+        let mut open = 0;
+        let mut journeys = std::mem::take(&mut state.journeys);
+        for journey in journeys.iter_mut() {
+            open += i64::from(self.journey_row(py, &key, version, journey, watermark, now_ms, out)? == Status::Open);
+        }
+        state.journeys = journeys;
+        let row = (
+            key.as_str(),
+            counters.dissatisfied as i64,
+            counters.satisfied as i64,
+            counters.score,
+            counters.level,
+            state.latest.div_euclid(1000),
+            version,
+            lifetime,
+            state.exps.len() as i64,
+            open,
+            "",
+            now_ms.div_euclid(1000),
+        );
+        out.rows[T_CUSTOMERS].push(self.customer_row(py, row)?);
+        self.schedule(&state);
+        self.store(py, &key, codec::encode_state(&state), out)
+    }
+
+    fn item<'py>(raw: Bound<'py, PyAny>) -> PyResult<ItemIn<'py>> {
+        let record = raw.get_item(2)?;
+        Ok(ItemIn {
+            kind: raw.get_item(0)?.extract()?,
+            key: raw.get_item(1)?.extract()?,
+            record: if record.is_none() { None } else { Some(record.cast_into::<PyTuple>()?) },
+            target: raw.get_item(3)?.extract()?,
+            blob: raw.get_item(4)?.extract()?,
+            raw,
+        })
+    }
+
+    fn output<'py>(&self, py: Python<'py>, out: Out) -> PyResult<Bound<'py, PyTuple>> {
+        let rows = PyDict::new(py);
+        for (table, items) in self.kinds.tables.iter().zip(out.rows) {
+            if !items.is_empty() {
+                rows.set_item(table.bind(py), PyList::new(py, items)?)?;
+            }
+        }
+        let changed = PyDict::new(py);
+        for (k, v) in out.changed {
+            match v {
+                Some(bytes) => changed.set_item(k, PyBytes::new(py, &bytes))?,
+                None => changed.set_item(k, py.None())?,
+            }
+        }
+        let closed = PyDict::new(py);
+        for ((jtype, status), n) in out.closed {
+            closed.set_item((jtype, status), n)?;
+        }
+        PyTuple::new(
+            py,
+            [
+                rows.into_any(),
+                PyList::new(py, out.forward)?.into_any(),
+                PyList::new(py, out.alerts)?.into_any(),
+                changed.into_any(),
+                out.duplicates.into_pyobject(py)?.into_any(),
+                out.signals.into_iter().collect::<Vec<_>>().into_pyobject(py)?.into_any(),
+                out.opened.into_iter().collect::<Vec<_>>().into_pyobject(py)?.into_any(),
+                closed.into_any(),
+                out.seconds.into_pyobject(py)?.into_any(),
+                out.merges.into_pyobject(py)?.into_any(),
+                out.erased.into_pyobject(py)?.into_any(),
+            ],
+        )
+    }
+}
+
+#[pymethods]
+impl Stage {
+    /// `policy`: (rules JSON, {journey type: idle ms}, retention ms, window, lateness, half_life, anonymous_hold);
+    /// `classes`: (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow, JourneyRow,
+    /// IdentityOverrideRow, ErasureRow); `tables`: the six Table members in that row order;
+    /// `make_alert(key, instant, before, keys, signals, dimensions, lifetime, now_ms)`; `dumps`: orjson.dumps.
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        partition: i64,
+        policy: &Bound<'_, PyTuple>,
+        forward_ttl_ms: i64,
+        data: Py<PyDict>,
+        classes: &Bound<'_, PyTuple>,
+        tables: &Bound<'_, PyTuple>,
+        make_alert: Py<PyAny>,
+        dumps: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let rules: Vec<u8> = policy.get_item(0)?.extract()?;
+        let classifier = Classifier::from_json(&rules).map_err(pyo3::exceptions::PyValueError::new_err)?;
+        let timeouts: HashMap<String, i64> = policy.get_item(1)?.extract()?;
+        let timeout = |t: &str| {
+            timeouts.get(t).copied().ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no {t} timeout")))
+        };
+        let policy = Policy {
+            classifier,
+            journeys: JourneyPolicy {
+                timeouts: [timeout("purchase")?, timeout("service")?, timeout("browse")?],
+                retention: policy.get_item(2)?.extract()?,
+            },
+            window: policy.get_item(3)?.extract()?,
+            lateness: policy.get_item(4)?.extract()?,
+            half_life: policy.get_item(5)?.extract()?,
+            anonymous_hold: policy.get_item(6)?.extract()?,
+        };
+        let class = |i: usize| classes.get_item(i).map(Bound::unbind);
+        let table = |i: usize| tables.get_item(i).map(Bound::unbind);
+        let kinds = Kinds {
+            tuple_new: py.get_type::<PyTuple>().getattr("__new__")?.unbind(),
+            record: class(0)?,
+            item: class(1)?,
+            touchpoint_row: class(2)?,
+            signal_row: class(3)?,
+            customer_row: class(4)?,
+            journey_row: class(5)?,
+            override_row: class(6)?,
+            erasure_row: class(7)?,
+            tables: [table(0)?, table(1)?, table(2)?, table(3)?, table(4)?, table(5)?],
+            make_alert,
+            dumps,
+        };
+        Ok(Stage {
+            partition,
+            policy,
+            forward_ttl_ms,
+            data,
+            kinds,
+            max_event_ms: 0,
+            due: BinaryHeap::new(),
+            scheduled: HashMap::new(),
+            forwards: IndexMap::new(),
+            held: IndexMap::new(),
+        })
+    }
+
+    /// Anonymous keys whose alerts wait for identity.
+    #[getter]
+    fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Re-index what `data` holds (after the wrapper loaded the changelog into it).
+    fn reindex(&mut self, py: Python<'_>) -> PyResult<()> {
+        let keys: Vec<String> = self.data.bind(py).keys().extract()?;
+        for key in keys {
+            match self.load(py, &key)? {
+                Some(Entry::Forward { created_ms, .. }) => {
+                    self.forwards.insert(key, created_ms);
+                }
+                Some(Entry::State(state)) => {
+                    self.max_event_ms = self.max_event_ms.max(state.latest);
+                    self.schedule(&state);
+                    self.hold(&state);
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply items in partition order; every state touched is written back once.
+    fn process<'py>(
+        &mut self,
+        py: Python<'py>,
+        items: &Bound<'py, PyList>,
+        now_ms: i64,
+        watermark: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut out = Out::default();
+        let mut touched: IndexMap<String, CustomerState> = IndexMap::new();
+        for raw in items.iter() {
+            let item = Self::item(raw)?;
+            if item.kind == "forget" {
+                touched.shift_remove(&item.key);
+                self.forget(py, &item, now_ms, &mut out)?;
+                continue;
+            }
+            // None: touched already in this batch; else what the partition holds for the key.
+            let entry = if touched.contains_key(&item.key) { None } else { Some(self.load(py, &item.key)?) };
+            if let Some(Some(Entry::Forward { target, .. })) = &entry {
+                let target = target.clone();
+                self.pass_on(py, &item, &target, now_ms, &mut out)?;
+                continue;
+            }
+            if item.kind == "merge" {
+                if item.target != item.key {
+                    let state = match entry {
+                        None => touched.shift_remove(&item.key),
+                        Some(Some(Entry::State(s))) => Some(s),
+                        _ => None,
+                    };
+                    if let Some(state) = state {
+                        self.move_out(py, state, &item.target, now_ms, &mut out)?;
+                    }
+                    let (key, target) = (item.key.clone(), item.target.clone());
+                    self.store_forward(py, &key, &target, now_ms, &mut out)?;
+                }
+                continue;
+            }
+            if let Some(loaded) = entry {
+                let mut state = match loaded {
+                    Some(Entry::State(s)) => s,
+                    _ => CustomerState::new(&item.key),
+                };
+                // One version per batch: every row written for this key carries it.
+                state.version = (state.version + 1).max(now_ms);
+                touched.insert(item.key.clone(), state);
+            }
+            let Some(mut state) = touched.get_mut(&item.key).map(std::mem::take) else { continue };
+            if item.kind == "tp" {
+                if let Some(rec) = &item.record {
+                    self.apply(py, &mut state, rec, &mut out)?;
+                }
+            } else if item.kind == "state" {
+                let moved = codec::decode_entry(&item.blob).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!("a state moved to {} is damaged: {e}", item.key))
+                })?;
+                if let Entry::State(moved) = moved {
+                    let (retro, retired) = state.absorb(moved, &self.policy);
+                    let key = state.key.clone();
+                    self.retro_rows(py, &key, &retro, &mut out)?;
+                    self.retired_rows(py, &state, &retired, now_ms, &mut out)?;
+                }
+            }
+            if let Some(slot) = touched.get_mut(&item.key) {
+                *slot = state;
+            }
+        }
+        for (_, state) in touched {
+            self.finish(py, state, now_ms, watermark, &mut out)?;
+        }
+        self.output(py, out)
+    }
+
+    /// Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards.
+    fn expire<'py>(&mut self, py: Python<'py>, now_ms: i64, watermark: i64) -> PyResult<Bound<'py, PyTuple>> {
+        let mut out = Out::default();
+        while let Some(Reverse((deadline, _))) = self.due.peek() {
+            if *deadline > watermark {
+                break;
+            }
+            let Some(Reverse((deadline, key))) = self.due.pop() else { break };
+            if self.scheduled.get(&key) != Some(&deadline) {
+                continue;
+            }
+            self.scheduled.remove(&key);
+            let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
+            let mut changed = false;
+            let mut journeys = std::mem::take(&mut entry.journeys);
+            for journey in journeys.iter_mut() {
+                if journey.emitted != journey.status(watermark, &self.policy.journeys) {
+                    entry.version = (entry.version + 1).max(now_ms);
+                    self.journey_row(py, &key, entry.version, journey, watermark, now_ms, &mut out)?;
+                    changed = true;
+                }
+            }
+            entry.journeys = journeys;
+            self.schedule(&entry);
+            if changed {
+                self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+            }
+        }
+        let due: Vec<String> = self.held.iter().filter(|(_, &at)| at <= now_ms).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            // An anonymous key not linked within the hold: its episodes are alerted under it.
+            self.held.shift_remove(&key);
+            let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
+            entry.version = (entry.version + 1).max(now_ms);
+            self.raise_alerts(py, &mut entry, false, now_ms, &mut out)?;
+            self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+        }
+        let old: Vec<String> =
+            self.forwards.iter().filter(|(_, &at)| at + self.forward_ttl_ms < now_ms).map(|(k, _)| k.clone()).collect();
+        for key in old {
+            self.forwards.shift_remove(&key);
+            let data = self.data.bind(py);
+            if data.get_item(&key)?.is_some() {
+                data.del_item(&key)?;
+            }
+            out.changed.insert(key, None);
+        }
+        self.output(py, out)
+    }
+}
