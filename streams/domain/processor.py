@@ -28,8 +28,8 @@ from schemas.rows import (
     SignalRow,
     TouchpointRow,
 )
-from streams.domain.codec import Forward, Item, decode_entry
-from streams.domain.customer import CustomerState, Policy
+from streams.domain.codec import Item
+from streams.domain.customer import Policy
 from streams.domain.outputs import Output
 
 __all__ = ["ALERT_NAMESPACE", "PartitionState"]
@@ -95,11 +95,6 @@ class PartitionState:
     def held(self) -> int:
         """Anonymous keys whose alerts wait for identity (CXJ_ANONYMOUS_ALERT_HOLD_SECONDS)."""
         return int(self._stage.held)
-
-    def entry(self, key: str) -> CustomerState | Forward | None:
-        """What the partition holds for a key, decoded."""
-        data = self.data.get(key)
-        return decode_entry(data) if data is not None else None
 
     def restore(self, entries: Iterable[tuple[str, bytes | None]]) -> None:
         """Rebuild from the changelog (last value per key wins) and re-index due journeys and holds."""

@@ -41,7 +41,6 @@ __all__ = [
 MODULES: Final = (
     "pii",
     "signals",
-    "risk",
     "journeys",
     "customer",
     "identity",

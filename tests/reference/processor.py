@@ -16,11 +16,15 @@ from schemas.rows import (
     JourneyRow,
     SignalRow,
 )
-from streams.domain.codec import Forward, Item, decode_entry, encode_forward, encode_state
-from streams.domain.customer import CustomerState, Policy, RetroSignal, event_hash
+from streams.domain.codec import Item
+from streams.domain.customer import Policy
 from streams.domain.identity import is_anonymous
-from streams.domain.journeys import Journey, channel_names, row_id
-from streams.domain.outputs import Output, retirement_row, touchpoint_row
+from streams.domain.outputs import Output
+from tests.reference.codec import Forward, decode_entry, encode_forward, encode_state
+from tests.reference.customer import CustomerState, RetroSignal, event_hash
+from tests.reference.journeys import Journey, channel_names, row_id
+from tests.reference.outputs import retirement_row, touchpoint_row
+from tests.reference.signals import classify
 
 __all__ = ["ALERT_NAMESPACE", "PartitionState"]
 
@@ -158,7 +162,7 @@ class PartitionState:
     def _apply(self, state: CustomerState, rec: TouchpointRecord, out: Output) -> None:
         if rec.occurred_ms > self.max_event_ms:
             self.max_event_ms = rec.occurred_ms
-        applied = state.apply(rec, self.policy.classifier.classify(rec), event_hash(rec.event_id), self.policy)
+        applied = state.apply(rec, classify(self.policy.classifier, rec), event_hash(rec.event_id), self.policy)
         if applied is None:
             out.duplicates += 1
             return

@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 
 from schemas.records import LinkClaim, TouchpointRecord
 from streams.domain.arbiter import arbitrate
-from streams.domain.codec import Forward, Item, decode_entry
-from streams.domain.customer import CustomerState, Policy
+from streams.domain.codec import Item
+from streams.domain.customer import Policy
 from streams.domain.identity import IdentityGraph
 from streams.domain.outputs import Output
 from streams.domain.processor import PartitionState
 from streams.domain.routing import partition_for, route
+from tests.reference.codec import Forward, decode_entry
+from tests.reference.customer import CustomerState
 
 NOW = 2_000_000_000_000
 

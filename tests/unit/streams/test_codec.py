@@ -5,20 +5,11 @@ from __future__ import annotations
 import pytest
 
 from schemas.records import LinkClaim, TouchpointRecord
-from streams.domain.codec import (
-    Forward,
-    Item,
-    decode_claims,
-    decode_entry,
-    decode_items,
-    decode_state,
-    encode_claims,
-    encode_forward,
-    encode_items,
-    encode_state,
-)
-from streams.domain.customer import CustomerState, event_hash
+from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
 from tests.factories import T0, days, policy, record
+from tests.reference.codec import Forward, decode_entry, decode_state, encode_forward, encode_state
+from tests.reference.customer import CustomerState, event_hash
+from tests.reference.signals import classify
 
 P = policy()
 
@@ -42,7 +33,7 @@ def _rich_state() -> CustomerState:
         record(event_type="page_view", channel="app", at=T0 + days(4)),
     ]
     for rec in recs:
-        state.apply(rec, P.classifier.classify(rec), event_hash(rec.event_id), P)
+        state.apply(rec, classify(P.classifier, rec), event_hash(rec.event_id), P)
     state.version = 1_790_000_000_000
     state.horizon = 12_345
     state.alerted = [1_000, 2_000]

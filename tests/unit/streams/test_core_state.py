@@ -11,7 +11,7 @@ import msgpack
 import pytest
 
 from cxj.simulate import generate
-from streams.domain.codec import decode_entry, encode_forward, encode_state
+from tests.reference.codec import decode_entry, encode_forward, encode_state
 from tests.unit.streams.cluster import Cluster
 from tests.unit.test_simulate import config, policy, run_ingest
 

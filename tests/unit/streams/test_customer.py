@@ -10,15 +10,17 @@ from typing import Any
 import pytest
 
 from schemas.records import TouchpointRecord
-from streams.domain.customer import DAY_MS, Applied, CustomerState, Policy, event_hash
+from streams.domain.customer import DAY_MS, Policy
 from tests.factories import T0, days, policy, record
+from tests.reference.customer import Applied, CustomerState, event_hash
+from tests.reference.signals import classify
 
 P = policy()
 T0_MS = int(T0.timestamp() * 1000)
 
 
 def apply(state: CustomerState, rec: TouchpointRecord, p: Policy = P) -> Applied | None:
-    return state.apply(rec, p.classifier.classify(rec), event_hash(rec.event_id), p)
+    return state.apply(rec, classify(p.classifier, rec), event_hash(rec.event_id), p)
 
 
 def state_of(records: list[TouchpointRecord], key: str = "C1", p: Policy = P) -> CustomerState:

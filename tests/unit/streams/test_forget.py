@@ -11,10 +11,11 @@ from cxj.forget import identifier_of
 from schemas.errors import ConfigError
 from schemas.records import ForgetRequest, LinkClaim
 from schemas.settings import Settings
-from streams.domain.codec import Forward, Item, decode_claims, decode_entry, encode_claims, encode_forget
+from streams.domain.codec import Item, decode_claims, encode_claims, encode_forget
 from streams.domain.identity import IdentityGraph
 from streams.domain.processor import PartitionState
 from tests.factories import SECRET, T0, days, policy, record
+from tests.reference.codec import Forward, decode_entry
 
 NOW = 2_000_000_000_000
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from schemas.records import TouchpointRecord
-from streams.domain.journeys import Journey, JourneyPolicy, anchor, assign, channel_names, merge_journeys
+from streams.domain.journeys import JourneyPolicy
 from tests.factories import T0, days, record
+from tests.reference.journeys import Journey, anchor, assign, channel_names, merge_journeys
 
 MINUTE = 60_000
 DAY = 86_400_000

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.records import TouchpointRecord
-from streams.domain.customer import CustomerState
-from streams.domain.risk import crossings, high_until
 from tests.factories import T0, policy, record
+from tests.reference.customer import CustomerState
+from tests.reference.risk import crossings, high_until
 from tests.unit.streams.cluster import Cluster, draw_identity
 
 CUSTOMERS = ("C1", "C2")

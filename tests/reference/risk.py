@@ -1,4 +1,4 @@
-"""Rolling experience counters, churn-risk levels, crossings into `high`, and the score."""
+"""Reference model of the risk rules (the Python implementation the native core replaced: core/src/risk.rs)."""
 
 from __future__ import annotations
 
