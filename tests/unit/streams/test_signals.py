@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from schemas.rules import DEFAULT_RULES, RepeatContactRule, SignalRules
 from streams.domain.customer import DAY_MS, Policy
+from streams.domain.signals import Classifier as RuleTable
 from streams.domain.signals import load_rules
 from tests.factories import T0, days, policy, record
 from tests.reference.customer import CustomerState, event_hash
@@ -254,7 +255,7 @@ def test_repeat_contact_found_when_the_later_contact_arrives_first() -> None:
 
 def test_repeat_contact_window_is_configurable() -> None:
     rules = SignalRules(rules=DEFAULT_RULES.rules, repeat_contact=RepeatContactRule(within_days=2))
-    p = Policy(classifier=Classifier(rules), journeys=policy().journeys)
+    p = Policy(classifier=RuleTable(rules), journeys=policy().journeys)
     spec = [(0, {"case_id": "X", "contact_id": "c1"}), (3, {"case_id": "X", "contact_id": "c2"})]
     assert _contacts(spec) == [set(), {"repeat_contact"}]
     assert _contacts(spec, p) == [set(), set()]
@@ -262,7 +263,7 @@ def test_repeat_contact_window_is_configurable() -> None:
 
 def test_repeat_contact_can_be_switched_off() -> None:
     p = Policy(
-        classifier=Classifier(SignalRules(rules=DEFAULT_RULES.rules, repeat_contact=None)),
+        classifier=RuleTable(SignalRules(rules=DEFAULT_RULES.rules, repeat_contact=None)),
         journeys=policy().journeys,
     )
     spec = [(0, {"case_id": "X", "contact_id": "c1"}), (1, {"case_id": "X", "contact_id": "c2"})]
