@@ -115,6 +115,20 @@ impl Rules {
     }
 }
 
+impl<'a> Rejection<'a> {
+    /// A candidate refused: a batch element by its place, a single-event message as index 0.
+    fn of(cand: Candidate<'a>, reason: Reason, detail: Option<String>) -> Self {
+        Rejection {
+            message: cand.message,
+            index: cand.position.unwrap_or(0),
+            element: cand.position.is_some(),
+            reason,
+            detail,
+            payload: Some(cand.event),
+        }
+    }
+}
+
 /// The ingest stage configured once per worker (`IngestConfig` in Python).
 #[pyclass(frozen, module = "cx_core")]
 pub struct Ingest {
@@ -551,14 +565,7 @@ impl Ingest {
                     Ok(()) => kept.push(cand),
                     Err(refusal) => {
                         let (reason, detail) = self.detail(py, refusal)?;
-                        early.push(Rejection {
-                            message: cand.message,
-                            index: cand.position.unwrap_or(0),
-                            element: cand.position.is_some(),
-                            reason,
-                            detail,
-                            payload: Some(cand.event),
-                        });
+                        early.push(Rejection::of(cand, reason, detail));
                     }
                 }
             }
@@ -583,14 +590,7 @@ impl Ingest {
                 Err(Fail::Refused(reason, detail)) if detail.is_empty() => (reason, None),
                 Err(Fail::Refused(reason, detail)) => (reason, Some(detail)),
             };
-            rejections.push(Rejection {
-                message: cand.message,
-                index: cand.position.unwrap_or(0),
-                element: cand.position.is_some(),
-                reason,
-                detail,
-                payload: Some(cand.event),
-            });
+            rejections.push(Rejection::of(cand, reason, detail));
         }
         let rejected = PyList::empty(py);
         for r in rejections {

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from schemas.records import RejectReason, TouchpointRecord
 from schemas.touchpoint import CHANNELS, IDENTITY_FIELDS
+from streams.domain.ingest import IngestConfig, describe
 from streams.domain.pii import (
     has_control,
     hash_pii,
@@ -63,18 +62,6 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_PII: Final = re.compile(r"[^@\d]*(?:\d[^@\d]*){0,6}")
 
 
-@dataclass(frozen=True, slots=True)
-class IngestConfig:
-    """What ingest needs from the settings."""
-
-    pii_secret: bytes
-    region: str = "CN"
-    blocklist: frozenset[str] = frozenset()
-    future_tolerance_ms: int = 300_000
-    # Id fields allowed to keep a raw phone or e-mail (feeders who key customers by e-mail), e.g. customer_id.
-    raw_id_fields: frozenset[str] = frozenset()
-
-
 class Rejected(Exception):
     """A touchpoint refused, with the contract's reason and a detail for its dead letter."""
 
@@ -120,15 +107,6 @@ def precheck(event: Any, blocklist: frozenset[str]) -> None:
                 RejectReason.MISSING_IDENTITY,
                 "identity: no usable identifier (empty or placeholder values such as null, 0, -1)",
             )
-
-
-def describe(errors: Sequence[Any]) -> str:
-    parts = []
-    for err in errors[:3]:
-        loc = ".".join(str(p) for p in err["loc"][1:]) or "touchpoint"
-        parts.append(f"{loc}: {err['msg']}")
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "; ".join(parts) + more
 
 
 def _ms(text: str) -> int:

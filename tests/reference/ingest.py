@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from schemas.records import DeadLetter, RejectReason, TouchpointRecord
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, touchpoints_adapter
+from streams.domain.ingest import _encode
 from streams.domain.pii import is_junk
 from tests.reference.fields import (
     IDENTIFIER_TYPES,
@@ -157,33 +158,6 @@ def _unpack(msg: Message, out: IngestResult, cfg: IngestConfig) -> list[_Candida
     if len(raw) > MAX_EVENT_BYTES:
         return reject(RejectReason.TOO_LARGE, f"touchpoint is {len(raw)} bytes; at most 64 KiB", doc)
     return [_Candidate(doc, msg, -1)]
-
-
-def _encode(value: Any) -> bytes:
-    """Compact JSON of one batch element, however deep: orjson reads 1024 levels but writes only 254."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        pass
-    out: list[bytes] = []
-    todo: list[Any] = [value]
-    while todo:  # iterative, so a hostile nesting depth cannot exhaust the stack either
-        item = todo.pop()
-        if isinstance(item, bytes):  # punctuation queued below; decoded JSON never holds bytes
-            out.append(item)
-        elif isinstance(item, dict) and item:
-            parts: list[Any] = []
-            for key, val in item.items():
-                parts += [b"," if parts else b"{", orjson.dumps(key) + b":", val]
-            todo += reversed([*parts, b"}"])
-        elif isinstance(item, list) and item:
-            parts = []
-            for val in item:
-                parts += [b"," if parts else b"[", val]
-            todo += reversed([*parts, b"]"])
-        else:
-            out.append(orjson.dumps(item))
-    return b"".join(out)
 
 
 def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> IngestResult:
