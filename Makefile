@@ -6,7 +6,8 @@ CXJ := $(VENV)/bin/cxj
 PYTEST := $(PY) -m pytest
 
 .DEFAULT_GOAL := help
-CARGO := cargo
+# rustup puts cargo in ~/.cargo/bin, which a fresh shell may not have on its PATH.
+CARGO := $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 # cargo test links the core against this interpreter (the extension module itself needs no libpython).
 CORE_ENV := PYO3_PYTHON=$(abspath $(PY))
 
