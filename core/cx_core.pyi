@@ -8,6 +8,14 @@ MAX_DEPTH: Final[int]
 MAX_TIME_MS: Final[int]
 IDENTIFIER_TYPES: Final[list[tuple[str, str]]]
 __version__: Final[str]
+CHANNELS: Final[list[str]]
+IDENTITY_FIELDS: Final[list[str]]
+CONTEXT_FIELDS: Final[list[str]]
+METRIC_FIELDS: Final[list[str]]
+RULE_FIELDS: Final[list[str]]
+JOURNEY_TYPES: Final[list[str]]
+PATTERNS: Final[tuple[str, str, str]]
+SIZE_LIMITS: Final[tuple[int, int, int]]
 
 def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int: ...
 

@@ -44,6 +44,15 @@ fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(changelog_roundtrip, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
+    // What the core checks, for the test that holds it equal to the pydantic contract (schemas/).
+    m.add("CHANNELS", schema::CHANNELS.to_vec())?;
+    m.add("IDENTITY_FIELDS", schema::IDENTITY_FIELDS.to_vec())?;
+    m.add("CONTEXT_FIELDS", schema::CONTEXT_FIELDS.to_vec())?;
+    m.add("METRIC_FIELDS", schema::METRIC_FIELDS.to_vec())?;
+    m.add("RULE_FIELDS", signals::METRIC_FIELDS.to_vec())?;
+    m.add("JOURNEY_TYPES", journeys::JOURNEY_TYPES.to_vec())?;
+    m.add("PATTERNS", (schema::RFC3339_PATTERN, schema::EVENT_TYPE_PATTERN, schema::CURRENCY_PATTERN))?;
+    m.add("SIZE_LIMITS", (ingest::MAX_EVENT_BYTES, ingest::MAX_BATCH_EVENTS, ingest::MAX_BATCH_BYTES))?;
     m.add("MAX_TIME_MS", time::MAX_TIME_MS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

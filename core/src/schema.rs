@@ -31,11 +31,13 @@ const TOP_REQUIRED: [&str; 7] =
 const TOP_OPTIONAL: [&str; 3] = ["context", "metrics", "attributes"];
 
 // The model's patterns, compiled by the same engine pydantic-core uses (the `regex` crate).
-static RFC3339: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$").expect("pattern")
-});
-static EVENT_TYPE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_]{1,63}$").expect("pattern"));
-static CURRENCY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z]{3}$").expect("pattern"));
+// The model's patterns (exported to Python, where a test holds them equal to schemas.touchpoint's).
+pub const RFC3339_PATTERN: &str = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$";
+pub const EVENT_TYPE_PATTERN: &str = r"^[a-z][a-z0-9_]{1,63}$";
+pub const CURRENCY_PATTERN: &str = r"^[A-Z]{3}$";
+static RFC3339: LazyLock<Regex> = LazyLock::new(|| Regex::new(RFC3339_PATTERN).expect("pattern"));
+static EVENT_TYPE: LazyLock<Regex> = LazyLock::new(|| Regex::new(EVENT_TYPE_PATTERN).expect("pattern"));
+static CURRENCY: LazyLock<Regex> = LazyLock::new(|| Regex::new(CURRENCY_PATTERN).expect("pattern"));
 
 /// Contract 1's reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
