@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from schemas.records import DeadLetter, RejectReason, TouchpointRecord
+from schemas.records import DeadLetter, RejectReason
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES, touchpoints_adapter
-from streams.domain.ingest import _encode
+from streams.domain.ingest import IngestResult, Message, _encode
 from streams.domain.pii import is_junk
 from tests.reference.fields import (
     IDENTIFIER_TYPES,
@@ -38,28 +37,6 @@ __all__ = [
 ]
 
 _MAX_DETAIL: Final = 1000
-
-
-class Message(NamedTuple):
-    """A Kafka message as ingest sees it."""
-
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-
-
-@dataclass(slots=True)
-class IngestResult:
-    """Accepted records in input order, and one dead letter per rejected payload."""
-
-    records: list[TouchpointRecord] = field(default_factory=list)
-    rejected: list[DeadLetter] = field(default_factory=list)
-    # Kafka record timestamps no DateTime column holds, replaced by the receive time.
-    replaced_timestamps: int = 0
-    # id field -> how many of its values were a phone or e-mail and were stored as their hash.
-    pii_hashed: dict[str, int] = field(default_factory=dict)
 
 
 class _Candidate(NamedTuple):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from schemas.records import TouchpointRecord
 from schemas.rules import DEFAULT_RULES, SignalRules
+from streams.domain.signals import Classifier as RuleTable
+from streams.domain.signals import Signal
 
-__all__ = ["Classifier", "Signal", "experience_key", "load_rules"]
+__all__ = ["Classifier", "classify", "experience_key"]
 
 _OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -20,16 +21,6 @@ _OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
-
-
-class Signal(NamedTuple):
-    """One signal kind: its bit in masks, polarity, dimension and score weight."""
-
-    bit: int
-    name: str
-    polarity: int
-    dimension: str
-    weight: float
 
 
 _Check = tuple[int, Callable[[Any, Any], bool], Any, bool]
@@ -46,30 +37,18 @@ def experience_key(rec: TouchpointRecord) -> str:
     return f"event:{rec.event_id}"
 
 
-def load_rules(path: Path | None) -> SignalRules:
-    """The default table, or a replacement from a JSON file (validated, errors name the rule)."""
-    if path is None:
-        return DEFAULT_RULES
-    return SignalRules.model_validate_json(path.read_bytes())
-
-
 class Classifier:
     """Compiled rules: `classify(record)` returns the stateless signals that fire."""
 
     def __init__(self, rules: SignalRules = DEFAULT_RULES) -> None:
+        table = RuleTable(rules)  # the signals' bits, names and masks, as the pipeline has them
         self.rules = rules
+        self.signals = table.signals
+        self.repeat_contact = table.repeat_contact
+        self.by_name = table.by_name
+        self.negative_mask, self.positive_mask = table.negative_mask, table.positive_mask
+        self.names = table.names
         fields = TouchpointRecord._fields
-        self.signals: tuple[Signal, ...] = tuple(
-            Signal(bit, r.signal, r.polarity, r.dimension, r.weight) for bit, r in enumerate(rules.rules)
-        )
-        self.repeat_contact: Signal | None = None
-        if rules.repeat_contact is not None:
-            rc = rules.repeat_contact
-            self.repeat_contact = Signal(len(self.signals), rc.signal, rc.polarity, rc.dimension, rc.weight)
-            self.signals += (self.repeat_contact,)
-        self.by_name = {s.name: s for s in self.signals}
-        self.negative_mask = sum(1 << s.bit for s in self.signals if s.polarity < 0)
-        self.positive_mask = sum(1 << s.bit for s in self.signals if s.polarity > 0)
         compiled: list[tuple[Signal, frozenset[str] | None, tuple[tuple[_Check, ...], ...]]] = []
         for sig, rule in zip(self.signals, rules.rules, strict=False):
             disjunction = tuple(
@@ -98,10 +77,6 @@ class Classifier:
                     hits.append(sig)
                     break
         return hits
-
-    def names(self, mask: int) -> list[str]:
-        """Signal names of a bit mask, in table order."""
-        return [s.name for s in self.signals if mask >> s.bit & 1]
 
 
 _COMPILED: dict[int, Classifier] = {}
