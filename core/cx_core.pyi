@@ -1,6 +1,6 @@
 """Typed interface of the native core (core/src): what Python calls, once per batch."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any, Final
 
@@ -51,7 +51,7 @@ def changelog_roundtrip(data: bytes) -> bytes:
     """A changelog value decoded and encoded again by the core (ValueError for bytes that are no entry)."""
 
 class Stage:
-    """Stage 2 for one stitch partition; `data` is the wrapper's dict of serialized states."""
+    """Stage 2 for one stitch partition, holding its customers' serialized states."""
 
     max_event_ms: int
     held: int
@@ -60,12 +60,16 @@ class Stage:
         partition: int,
         policy: tuple[Any, ...],
         forward_ttl_ms: int,
-        data: dict[str, bytes],
         classes: tuple[type[Any], ...],
         tables: tuple[Any, ...],
         make_alert: Callable[..., Any],
         dumps: Callable[[Any], bytes],
     ) -> None: ...
-    def reindex(self) -> None: ...
+    def restore(self, entries: Iterable[tuple[str, bytes | None]]) -> None: ...
+    def get(self, key: str) -> bytes | None: ...
+    def keys(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, key: str) -> bool: ...
+    def stats(self) -> tuple[int, int]: ...
     def process(self, items: list[Any], now_ms: int, watermark: int) -> tuple[Any, ...]: ...
     def expire(self, now_ms: int, watermark: int) -> tuple[Any, ...]: ...

@@ -1,9 +1,9 @@
 //! Stage 2 for one stitch partition: apply a batch of items to customer state and collect every output
 //! (rows by table, re-routed items, alerts, changed changelog values, counters), one call per batch.
 //!
-//! The customers' states live serialized in the Python dict the wrapper owns (`PartitionState.data`,
-//! the changelog's bytes, ~200 bytes a customer); a touched state is decoded once per batch and encoded
-//! once at its end. Alerts are made by a Python callable (the pydantic `ChurnAlert`).
+//! The customers' states live serialized in a map of the core's own (the changelog's bytes, ~200 bytes a
+//! customer, with one allocation for the key and one for the value); a touched state is decoded once per
+//! batch and encoded once at its end. Alerts are made by a Python callable (the pydantic `ChurnAlert`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -166,7 +166,7 @@ pub struct Stage {
     partition: i64,
     policy: Policy,
     forward_ttl_ms: i64,
-    data: Py<PyDict>,
+    data: HashMap<Box<str>, Box<[u8]>>,
     kinds: Kinds,
     #[pyo3(get)]
     max_event_ms: i64,
@@ -181,20 +181,17 @@ impl Stage {
         Ok(self.kinds.tuple_new.bind(py).call1((class.bind(py), fields))?.unbind())
     }
 
-    fn load(&self, py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
-        match self.data.bind(py).get_item(key)? {
+    fn load(&self, _py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
+        match self.data.get(key) {
             None => Ok(None),
-            Some(value) => {
-                let bytes = value.cast::<PyBytes>()?;
-                codec::decode_entry(bytes.as_bytes()).map(Some).map_err(|e| {
-                    pyo3::exceptions::PyValueError::new_err(format!("changelog value of {key} is damaged: {e}"))
-                })
-            }
+            Some(value) => codec::decode_entry(value).map(Some).map_err(|e| {
+                pyo3::exceptions::PyValueError::new_err(format!("changelog value of {key} is damaged: {e}"))
+            }),
         }
     }
 
-    fn store(&self, py: Python<'_>, key: &str, value: Vec<u8>, out: &mut Out) -> PyResult<()> {
-        self.data.bind(py).set_item(key, PyBytes::new(py, &value))?;
+    fn store(&mut self, _py: Python<'_>, key: &str, value: Vec<u8>, out: &mut Out) -> PyResult<()> {
+        self.data.insert(key.into(), value.as_slice().into());
         out.changed.insert(key.to_string(), Some(value));
         Ok(())
     }
@@ -447,11 +444,7 @@ impl Stage {
     }
 
     fn forget(&mut self, py: Python<'_>, item: &ItemIn<'_>, now_ms: i64, out: &mut Out) -> PyResult<()> {
-        let data = self.data.bind(py);
-        let existed = data.get_item(&item.key)?.is_some();
-        if existed {
-            data.del_item(&item.key)?;
-        }
+        let existed = self.data.remove(item.key.as_str()).is_some();
         self.scheduled.remove(&item.key);
         self.forwards.shift_remove(&item.key);
         self.held.shift_remove(&item.key);
@@ -788,7 +781,6 @@ impl Stage {
         partition: i64,
         policy: &Bound<'_, PyTuple>,
         forward_ttl_ms: i64,
-        data: Py<PyDict>,
         classes: &Bound<'_, PyTuple>,
         tables: &Bound<'_, PyTuple>,
         make_alert: Py<PyAny>,
@@ -831,7 +823,7 @@ impl Stage {
             partition,
             policy,
             forward_ttl_ms,
-            data,
+            data: HashMap::new(),
             kinds,
             max_event_ms: 0,
             due: BinaryHeap::new(),
@@ -841,15 +833,50 @@ impl Stage {
         })
     }
 
+    /// The serialized entry of a key (a copy), or None.
+    fn get<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
+        self.data.get(key).map(|v| PyBytes::new(py, v))
+    }
+
+    /// The keys held, in no particular order.
+    fn keys(&self) -> Vec<String> {
+        self.data.keys().map(|k| k.to_string()).collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.data.len()
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        self.data.contains_key(key)
+    }
+
+    /// (keys, serialized bytes) held.
+    fn stats(&self) -> (usize, usize) {
+        (self.data.len(), self.data.values().map(|v| v.len()).sum())
+    }
+
     /// Anonymous keys whose alerts wait for identity.
     #[getter]
     fn held(&self) -> usize {
         self.held.len()
     }
 
-    /// Re-index what `data` holds (after the wrapper loaded the changelog into it).
-    fn reindex(&mut self, py: Python<'_>) -> PyResult<()> {
-        let keys: Vec<String> = self.data.bind(py).keys().extract()?;
+    /// Rebuild from changelog entries `(key, value or None)` in log order (the last value of a key wins),
+    /// then re-index due journeys, holds and forwards.
+    fn restore(&mut self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
+        for entry in entries.try_iter()? {
+            let (key, value): (String, Option<Vec<u8>>) = entry?.extract()?;
+            match value {
+                Some(v) => {
+                    self.data.insert(key.into(), v.into_boxed_slice());
+                }
+                None => {
+                    self.data.remove(key.as_str());
+                }
+            }
+        }
+        let keys: Vec<String> = self.data.keys().map(|k| k.to_string()).collect();
         for key in keys {
             match self.load(py, &key)? {
                 Some(Entry::Forward { created_ms, .. }) => {
@@ -981,10 +1008,7 @@ impl Stage {
             self.forwards.iter().filter(|(_, &at)| at + self.forward_ttl_ms < now_ms).map(|(k, _)| k.clone()).collect();
         for key in old {
             self.forwards.shift_remove(&key);
-            let data = self.data.bind(py);
-            if data.get_item(&key)?.is_some() {
-                data.del_item(&key)?;
-            }
+            self.data.remove(key.as_str());
             out.changed.insert(key, None);
         }
         self.output(py, out)

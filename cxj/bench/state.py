@@ -77,8 +77,8 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
         for p, items in route(result.records, {}.get, _PARTITIONS).by_partition.items():
             states[p].process(items, now_ms, now_ms - 60_000)
     gc.collect()
-    keys = sum(len(s.data) for s in states.values())
-    serialized = sum(len(v) for s in states.values() for v in s.data.values())
+    keys = sum(s.stats()[0] for s in states.values())
+    serialized = sum(s.stats()[1] for s in states.values())
     after = status_mb("VmRSS")
     return {
         "customers": cfg.customers,

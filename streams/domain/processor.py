@@ -2,16 +2,16 @@
 
 The native core does the work (`cx_core.Stage`, core/src/stage.rs), one call per batch: stitching,
 experiences, journeys, risk and alerts (docs/contract.md, Contract 2), and the rows of every table.
-The customers' states stay serialized in `data` (the changelog's bytes); a touched state is decoded once
-per batch and written back once. This module configures the core and turns what it returns into an
-`Output`; the pydantic `ChurnAlert` is made here.
+The customers' states stay serialized in the core (the changelog's bytes; `data` is a read-only view);
+a touched state is decoded once per batch and written back once. This module configures the core and
+turns what it returns into an `Output`; the pydantic `ChurnAlert` is made here.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -74,6 +74,28 @@ def native_policy(policy: Policy) -> tuple[Any, ...]:
     return (rules, dict(j.timeouts), j.retention, policy.window, policy.lateness, policy.half_life, hold)
 
 
+class StateView(Mapping[str, bytes]):
+    """Read-only view of a partition's serialized entries (copies of the changelog values the core holds)."""
+
+    def __init__(self, stage: cx_core.Stage) -> None:
+        self._stage = stage
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._stage.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stage.keys())
+
+    def __len__(self) -> int:
+        return len(self._stage)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._stage
+
+
 class PartitionState:
     """The customers of one stitch partition: serialized entries plus the core's indexes."""
 
@@ -81,10 +103,10 @@ class PartitionState:
         self.partition = partition
         self.policy = policy
         self.forward_ttl_ms = forward_ttl_ms
-        self.data: dict[str, bytes] = {}
         self._stage = cx_core.Stage(
-            partition, native_policy(policy), forward_ttl_ms, self.data, _CLASSES, _TABLES, _make_alert, orjson.dumps
+            partition, native_policy(policy), forward_ttl_ms, _CLASSES, _TABLES, _make_alert, orjson.dumps
         )
+        self.data: Mapping[str, bytes] = StateView(self._stage)
 
     @property
     def max_event_ms(self) -> int:
@@ -98,12 +120,12 @@ class PartitionState:
 
     def restore(self, entries: Iterable[tuple[str, bytes | None]]) -> None:
         """Rebuild from the changelog (last value per key wins) and re-index due journeys and holds."""
-        for key, value in entries:
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
-        self._stage.reindex()
+        self._stage.restore(entries)
+
+    def stats(self) -> tuple[int, int]:
+        """(keys, serialized bytes) held."""
+        keys, size = self._stage.stats()
+        return int(keys), int(size)
 
     def process(self, items: Iterable[Item], now_ms: int, watermark: int) -> Output:
         """Apply items in partition order; every state touched is written back once."""

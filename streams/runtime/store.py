@@ -113,9 +113,8 @@ class StateStore:
 
     def stats(self) -> tuple[int, int]:
         """(keys, serialized bytes) held."""
-        keys = sum(len(s.data) for s in self.partitions.values())
-        size = sum(len(v) for s in self.partitions.values() for v in s.data.values())
-        return keys, size
+        held = [s.stats() for s in self.partitions.values()]
+        return sum(k for k, _ in held), sum(b for _, b in held)
 
 
 class IdentityReplica:

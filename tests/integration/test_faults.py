@@ -64,8 +64,11 @@ def _outcome(settings: Settings) -> dict[str, Any]:
         "journeys": query(settings, "SELECT journey_id, customer_key, toString(journey_type), touchpoints, merged_into,"
                           " if(status = 'completed', 'completed', 'not completed') FROM {db}.journeys FINAL "
                           "ORDER BY journey_id"),
-        "dead_letters": query(settings, "SELECT reason, count() FROM {db}.dead_letters GROUP BY reason "
-                              "ORDER BY reason"),
+        # Distinct rejected payloads by reason: a produce request in flight when the broker dies is retried by
+        # the (at-least-once) traffic producer and may land twice, at a new offset, which is a new dead letter
+        # by the contract; a replay of the same offset is not (the writer drops it), and no payload may be lost.
+        "dead_letters": query(settings, "SELECT reason, uniqExact(payload_hash) FROM {db}.dead_letters "
+                              "GROUP BY reason ORDER BY reason"),
         "conflicts": query(settings, "SELECT DISTINCT existing_key, claimed_key FROM {db}.identity_conflicts"),
         # Journeys whose touchpoints were stitched to more than one key (ids are per key since issue 12, so
         # only keys that merged share one).
