@@ -97,11 +97,10 @@ fn metric(v: &Bound<'_, PyAny>) -> PyResult<Option<Metric>> {
     Ok(Some(Metric::Str(v.extract()?)))
 }
 
-/// A record's fields the state reads, borrowed from the Python tuple's values.
+/// A record's fields the state reads, copied out of the Python tuple once.
 struct RecordView {
     event_id: String,
     occurred_ms: i64,
-    received_ms: i64,
     channel: String,
     event_type: String,
     order_id: Option<String>,
@@ -131,7 +130,6 @@ impl RecordView {
         Ok(RecordView {
             event_id: at(0)?.extract()?,
             occurred_ms: at(1)?.extract()?,
-            received_ms: at(2)?.extract()?,
             channel: at(4)?.extract()?,
             event_type: at(5)?.extract()?,
             order_id: opt_str(&at(8)?)?,
@@ -431,7 +429,6 @@ impl Stage {
         }
         self.retro_rows(py, &key, &applied.retro, out)?;
         self.retired_rows(py, state, &applied.retired, view.occurred_ms, out)?;
-        let _ = view.received_ms;
         Ok(())
     }
 
