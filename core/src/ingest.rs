@@ -627,9 +627,4 @@ impl Ingest {
     fn identifier_value(&self, py: Python<'_>, name: &str, kind: &str, value: &str) -> PyResult<String> {
         self.identifier(py, name, kind, value, None)?.map_err(PyValueError::new_err)
     }
-
-    /// `kind:hex(HMAC-SHA256(secret, "kind:value"))`'s hash part.
-    fn hash_pii(&self, kind: &str, value: &str) -> String {
-        self.hash(kind, value)
-    }
 }
