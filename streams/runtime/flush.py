@@ -41,8 +41,9 @@ class Flusher:
     """Buffers everything the agents produce and makes it durable before offsets move.
 
     Order per flush: insert every table (retrying through outages), then the Kafka writes that
-    depend on those rows (changelog, alerts, re-routed items), then the acks that let Faust
-    commit the input offsets. A crash anywhere replays input whose effects are idempotent.
+    depend on those rows (re-routed items delivered, then the changelog, alerts), then the acks
+    that let Faust commit the input offsets. A crash anywhere replays input whose effects are
+    idempotent, and never leaves a moved state in neither place.
     """
 
     def __init__(
@@ -146,7 +147,11 @@ class Flusher:
             lag = self.metrics.event_to_sink_lag
             for received in work.received_ms:
                 lag.observe(max(0.0, (done_ms - received) / 1000))
-            futures = list(work.futures)
+            # The items the stages forwarded (moved states above all) are delivered before the changelog
+            # that no longer holds them: a kill in between must leave a state in one place at least.
+            if work.futures:
+                await asyncio.gather(*work.futures)
+            futures: list[asyncio.Future[Any]] = []
             if work.changelog:
                 if self.send_changelog is None:
                     raise RuntimeError("changelog states pending but no changelog sender was set")

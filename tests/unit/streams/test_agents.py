@@ -180,3 +180,84 @@ async def test_identity_agent_publishes_each_link_keyed_in_kafka_s_default_parti
         assert partition == (murmur2(key) & 0x7FFFFFFF) % pipe.partitions
         assert orjson.loads(value)["customer_key"] == "C-" + key.decode().rsplit("-", 1)[1]
     assert {r.identifier for r in writer.rows["identity_links"]} == expected
+
+
+class CrashingSender(MemorySender):
+    """Delivers the first `limit` records, then the worker is gone: nothing after them lands."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def _room(self, n: int) -> None:
+        if len(self.sent) + n > self.limit:
+            self.sent.extend([("<killed>", None, None, None, None)] * (self.limit - len(self.sent)))
+            raise ConnectionError("killed")
+
+    async def send(self, topic: str, value: bytes, **kw: Any) -> asyncio.Future[Any]:
+        self._room(1)
+        return await super().send(topic, value, **kw)
+
+    async def send_many(self, topic: str, partition: int, records: Any) -> list[asyncio.Future[Any]]:
+        records = list(records)
+        self._room(len(records))  # one record batch: all of it lands or none
+        return await super().send_many(topic, partition, records)
+
+
+def _pipe(tmp_path: Path, sender: MemorySender, graph: IdentityGraph) -> Pipeline:
+    settings = Settings(home=tmp_path, pii_secret="agent-test-secret-0123456789")  # type: ignore[arg-type]
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics.create(registry)
+    flusher = Flusher(MemoryWriter(), metrics, interval=3600)  # type: ignore[arg-type]
+    pipe = Pipeline(create_app(settings), settings, sender, flusher, metrics, registry,  # type: ignore[arg-type]
+                    replica=StaticReplica(), changelog_loader=_no_changelog)  # fmt: skip
+    pipe.graph = graph
+    pipe._graph_ready.set()
+    return pipe
+
+
+async def _arbitrate(pipe: Pipeline, claims: list[bytes]) -> None:
+    async with pipe.agents["identity"].test_context() as identity:
+        for value in claims:
+            await identity.put(value)
+        await _settle(pipe)
+
+
+def _graph(*senders: MemorySender) -> IdentityGraph:
+    """What a restarted arbiter loads: the links that landed, in log order."""
+    graph = IdentityGraph()
+    graph.load((k.decode(), orjson.loads(v)["customer_key"] if v else None)
+               for s in senders for t, k, v, _, _ in s.sent if t == LINKS and k)  # fmt: skip
+    return graph
+
+
+def _merges(sent: list[tuple[str, bytes | None, bytes | None, int | None, Any]]) -> set[tuple[str, str]]:
+    return {(it.key, it.target) for t, _, v, _, _ in sent if t == STITCH and v for it in decode_items(v)
+            if it.kind == "merge"}  # fmt: skip
+
+
+async def test_an_arbiter_killed_mid_flush_still_merges_every_anonymous_state(tmp_path: Path) -> None:
+    """Kill the arbiter after each delivered record of a flush; the restarted one rebuilds its graph from
+    the links that landed and replays the unacknowledged claims: every merge of the undisturbed run
+    is delivered in one of the two lives (links landing before their merges would strand the states)."""
+    feeder = MemorySender()
+    pipe = _pipe(tmp_path / "feed", feeder, IdentityGraph())
+    # Anonymous visitors log in: each login claims the visitor's (anonymous) key for a customer.
+    logins = [touchpoint("login", channel="wechat", identity={"customer_id": f"C-{n}", "wechat_openid": f"o-{n}"})
+              for n in range(6)]  # fmt: skip
+    async with pipe.agents["ingest"].test_context() as ingest:
+        await ingest.put(orjson.dumps({"events": logins}))
+        await _settle(pipe)
+    claims = [v for _, _, v, _, _ in feeder.on(CLAIMS) if v]
+
+    undisturbed = MemorySender()
+    await _arbitrate(_pipe(tmp_path / "calm", undisturbed, IdentityGraph()), claims)
+    expected = _merges(undisturbed.sent)
+    assert expected == {(f"~wechat:o-{n}", f"C-{n}") for n in range(6)}
+    for limit in range(len(undisturbed.sent)):
+        crashed = CrashingSender(limit)
+        with pytest.raises(ConnectionError):
+            await _arbitrate(_pipe(tmp_path / f"kill{limit}", crashed, IdentityGraph()), claims)
+        replayed = MemorySender()
+        await _arbitrate(_pipe(tmp_path / f"again{limit}", replayed, _graph(crashed)), claims)
+        assert expected <= _merges(crashed.sent) | _merges(replayed.sent), f"killed after {limit} records"

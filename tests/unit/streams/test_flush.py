@@ -78,3 +78,29 @@ async def test_one_changelog_record_per_touched_key_per_flush_after_the_rows() -
     assert registry.get_sample_value("cx_changelog_records_total") == 7
     await flusher.flush()  # nothing pending: nothing sent again
     assert len(sent) == 2
+
+
+async def test_forwarded_items_are_delivered_before_the_changelog_that_dropped_them() -> None:
+    """A moved state leaves its partition's changelog only once the item carrying it has landed."""
+    order: list[str] = []
+
+    class Writer:
+        def write(self, batch: Batch) -> dict[str, int]:
+            return {}
+
+    async def send_changelog(partition: int, entries: dict[str, bytes | None]) -> list[asyncio.Future[None]]:
+        order.append("changelog")
+        return []
+
+    flusher = Flusher(Writer(), PipelineMetrics.create(CollectorRegistry()), interval=3600,  # type: ignore[arg-type]
+                      send_changelog=send_changelog)  # fmt: skip
+    forward: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    forward.add_done_callback(lambda _: order.append("forwarded"))
+    flusher.add_futures([forward])
+    flusher.add_changelog(2, {"~wechat:w1": None})
+    flushing = asyncio.create_task(flusher.flush())
+    await asyncio.sleep(0.05)
+    assert order == []  # the changelog waits for the delivery
+    forward.set_result(None)
+    await flushing
+    assert order == ["forwarded", "changelog"]
