@@ -1,6 +1,6 @@
 """Typed interface of the native core (core/src): what Python calls, once per batch."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any, Final
 
@@ -18,6 +18,12 @@ PATTERNS: Final[tuple[str, str, str]]
 SIZE_LIMITS: Final[tuple[int, int, int]]
 
 def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int: ...
+def native_block(
+    rows: list[tuple[Any, ...]], columns: Sequence[tuple[str, str]], *, block_info: bool, custom_serialization: bool
+) -> bytes:
+    """ClickHouse's Native block of `rows` for `columns` (name, type). ValueError: a value its column cannot
+    hold; NotImplementedError: a type the core does not write (String, (U)IntN, FloatN, DateTime, Enum8,
+    Nullable, Array)."""
 
 class Ingest:
     """Stage 1 configured once: decode, check and make storable a batch of Kafka messages."""

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
-from clickhouse_driver import Client
+from clickhouse_driver import Client, defines
 from clickhouse_driver import errors as ch_errors
+from clickhouse_driver.block import ColumnOrientedBlock
+from clickhouse_driver.protocol import ClientPacketTypes
+from clickhouse_driver.varint import write_varint
+from clickhouse_driver.writer import write_binary_str
+from cx_core import native_block
 
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.settings import ClickHouseDSN
@@ -59,8 +65,14 @@ class ClickHouse:
 
     def execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
         """Run one statement; SinkUnavailable when the server is unreachable or busy."""
-        try:
+        with self._translated():
             return self._client.execute(sql, params, **kwargs)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Driver errors as the pipeline's: SinkUnavailable (retry later) or SinkError (this data, never)."""
+        try:
+            yield
         except (TimeoutError, ch_errors.NetworkError, ch_errors.SocketTimeoutError, OSError, EOFError) as exc:
             self._client.disconnect()
             raise SinkUnavailable(f"ClickHouse at {self.dsn.host}:{self.dsn.port} unreachable: {exc}") from exc
@@ -75,18 +87,52 @@ class ClickHouse:
             raise SinkError(f"ClickHouse client error: {exc}") from exc
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
-        """Columnar insert of `rows` (tuples in `columns` order) into `<db>.<table>`."""
+        """Insert `rows` (tuples in `columns` order) into `<db>.<table>`: the block is serialized by the core
+        (cx_core.native_block) and sent over the driver's connection; a column type the core does not
+        write leaves that insert to the driver, columnar."""
         if not rows:
             return 0
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
         try:
-            self.execute(sql, to_columns(rows, len(columns)), columnar=True, types_check=False)
+            with self._translated():
+                self._insert_native(sql, rows if isinstance(rows, list) else list(rows))
         except (struct.error, TypeError, ValueError, OverflowError, UnicodeError) as exc:
-            # The driver failed to serialize a value for its column (e.g. a DateTime beyond 2106): the
-            # data's fault, not the server's; the half-sent insert leaves the connection unusable.
+            # A value does not fit its column (e.g. a DateTime beyond 2106): the data's fault, not the
+            # server's; the half-sent insert leaves the connection unusable.
             self._client.disconnect()
             raise SinkError(f"a value does not fit its column in {table}: {exc}") from exc
         return len(rows)
+
+    def _insert_native(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """clickhouse-driver's insert (Client.process_insert_query) with the data block written by the core."""
+        client = self._client
+        with client.disconnect_on_error(sql, None):
+            conn = client.connection
+            conn.send_query(sql)
+            conn.send_external_tables(None)
+            sample = client.receive_sample_block()
+            revision = conn.server_info.used_revision
+            try:
+                block = native_block(
+                    rows,
+                    sample.columns_with_types,
+                    block_info=revision >= defines.DBMS_MIN_REVISION_WITH_BLOCK_INFO,
+                    custom_serialization=revision >= defines.DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION,
+                )
+            except NotImplementedError:
+                # A type the core does not write: the driver serializes this insert, on the same query.
+                client.send_data(sample, to_columns(rows, len(sample.columns_with_types)), columnar=True)
+                client.receive_end_of_insert_query()
+                return
+            write_varint(ClientPacketTypes.DATA, conn.fout)
+            if revision >= defines.DBMS_MIN_REVISION_WITH_TEMPORARY_TABLES:
+                write_binary_str("", conn.fout)  # the table name of an external table: none
+            conn.block_out.fout.write(block)
+            conn.block_out.finalize()
+            client.receive_profile_events()
+            conn.send_data(ColumnOrientedBlock())  # an empty block ends the data
+            client.receive_profile_events()
+            client.receive_end_of_insert_query()
 
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         result: list[tuple[Any, ...]] = self.execute(sql.replace("{db}", self.database), params)

@@ -3,6 +3,7 @@
 //! The Faust agents call it once per batch; no input-derived value reaches a panic: a malformed
 //! touchpoint is a rejection with its Contract 1 reason (docs/contract.md).
 
+pub mod clickhouse;
 pub mod codec;
 pub mod customer;
 pub mod ingest;
@@ -41,6 +42,7 @@ fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ingest::Ingest>()?;
     m.add_class::<stage::Stage>()?;
     m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
+    m.add_function(wrap_pyfunction!(clickhouse::native_block, m)?)?;
     m.add_function(wrap_pyfunction!(changelog_roundtrip, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
