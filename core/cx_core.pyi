@@ -51,6 +51,18 @@ class Ingest:
         its batch, is a batch element, reason, detail or None for the wire model's wording, payload, received_ms)."""
     def stored_id(self, value: str, name: str) -> str: ...
     def identifier_value(self, name: str, kind: str, value: str) -> str: ...
+    def ingest_routed(
+        self, messages: list[Any], now_ms: int, lookup: Callable[[str], str | None], partitions: int
+    ) -> tuple[
+        list[tuple[int, bytes, int]],
+        bytes | None,
+        list[tuple[str, int]],
+        list[tuple[int, int, bool, str, str | None, Any, int]],
+        int,
+        dict[str, int],
+    ]:
+        """Stage 1 in one call, records never leaving the core: ([(partition, stitch message, items)], claims
+        message or None, [(channel, records)], rejections, replaced_timestamps, pii_hashed)."""
 
 def changelog_roundtrip(data: bytes) -> bytes:
     """A changelog value decoded and encoded again by the core (ValueError for bytes that are no entry)."""

@@ -20,10 +20,11 @@ pub enum Entry {
 
 // --- writing ------------------------------------------------------------------------------------
 
-struct Writer(Vec<u8>);
+/// msgpack as msgpack-python's `packb(..., use_bin_type=True)` writes it: the smallest form of each value.
+pub struct Writer(pub Vec<u8>);
 
 impl Writer {
-    fn int(&mut self, v: i64) {
+    pub fn int(&mut self, v: i64) {
         let out = &mut self.0;
         if v >= 0 {
             let u = v as u64;
@@ -57,7 +58,7 @@ impl Writer {
         }
     }
 
-    fn uint(&mut self, u: u64) {
+    pub fn uint(&mut self, u: u64) {
         if u <= i64::MAX as u64 {
             self.int(u as i64);
         } else {
@@ -66,12 +67,12 @@ impl Writer {
         }
     }
 
-    fn float(&mut self, f: f64) {
+    pub fn float(&mut self, f: f64) {
         self.0.push(0xcb);
         self.0.extend(f.to_be_bytes());
     }
 
-    fn boolean(&mut self, b: bool) {
+    pub fn boolean(&mut self, b: bool) {
         self.0.push(if b { 0xc3 } else { 0xc2 });
     }
 
@@ -90,16 +91,31 @@ impl Writer {
         }
     }
 
-    fn array(&mut self, n: usize) {
+    pub fn array(&mut self, n: usize) {
         self.len(n, 0x90, 15, None, 0xdc, 0xdd);
     }
 
-    fn str(&mut self, s: &str) {
+    pub fn map(&mut self, n: usize) {
+        self.len(n, 0x80, 15, None, 0xde, 0xdf);
+    }
+
+    pub fn nil(&mut self) {
+        self.0.push(0xc0);
+    }
+
+    pub fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.str(s),
+            None => self.nil(),
+        }
+    }
+
+    pub fn str(&mut self, s: &str) {
         self.len(s.len(), 0xa0, 31, Some(0xd9), 0xda, 0xdb);
         self.0.extend(s.as_bytes());
     }
 
-    fn bin(&mut self, b: &[u8]) {
+    pub fn bin(&mut self, b: &[u8]) {
         // msgpack has no fixbin: bin8 from 0 bytes.
         if b.len() <= u8::MAX as usize {
             self.0.extend([0xc4, b.len() as u8]);

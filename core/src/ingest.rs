@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use sha2::Sha256;
 
 use crate::json::{self, Json, Object};
+use crate::record::{self, Record, Scalar};
 use crate::schema::{self, Detail, Reason, Refusal, Shown, CONTEXT_FIELDS, METRIC_FIELDS};
 use crate::text;
 use crate::time::{self, MAX_TIME_MS};
@@ -130,6 +131,14 @@ impl<'a> Rejection<'a> {
 }
 
 /// The ingest stage configured once per worker (`IngestConfig` in Python).
+/// One validated batch: records in the core, the rest as the Python values `ingest` returns.
+struct Run<'py> {
+    records: Vec<Record>,
+    rejected: Bound<'py, PyList>,
+    replaced: i64,
+    hashed: Bound<'py, PyDict>,
+}
+
 #[pyclass(frozen, module = "cx_core")]
 pub struct Ingest {
     secret: Vec<u8>,
@@ -146,6 +155,85 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Validate a batch: the records, and the rejections, replaced timestamps and PII counts as Python values.
+    fn run<'py>(&self, py: Python<'py>, messages: &Bound<'py, PyList>, now_ms: i64) -> PyResult<Run<'py>> {
+        let mut rejections = Vec::new();
+        let mut candidates = Vec::new();
+        let mut received = Vec::with_capacity(messages.len());
+        let mut replaced = 0i64;
+        let mut early = Vec::new();
+        // The messages' bytes, held while the decoded values borrow from them.
+        let values: Vec<Bound<'py, PyAny>> = messages.iter().map(|m| m.get_item(0)).collect::<PyResult<_>>()?;
+        for (index, message) in messages.iter().enumerate() {
+            let timestamp_ms: i64 = message.get_item(4)?.extract()?;
+            let at = kafka_time_ms(timestamp_ms, now_ms);
+            if at != timestamp_ms {
+                // Missing (0, -1) is common and harmless; beyond what DateTime holds is counted.
+                replaced += i64::from(!(-1..=MAX_TIME_MS).contains(&timestamp_ms));
+            }
+            received.push(at);
+            let value = &values[index];
+            let raw: &[u8] = if value.is_none() { b"" } else { value.cast::<PyBytes>()?.as_bytes() };
+            let start = candidates.len();
+            self.unpack(py, index, raw, &mut early, &mut candidates)?;
+            // Each candidate of this message, checked for the specific reasons in order.
+            let mut kept = Vec::with_capacity(candidates.len() - start);
+            for cand in candidates.drain(start..) {
+                let verdict = schema::precheck(&cand.event, &mut |s| self.is_junk(py, s))?;
+                match verdict {
+                    Ok(()) => kept.push(cand),
+                    Err(refusal) => {
+                        let (reason, detail) = self.detail(py, refusal)?;
+                        early.push(Rejection::of(cand, reason, detail));
+                    }
+                }
+            }
+            candidates.extend(kept);
+        }
+        rejections.append(&mut early);
+        let mut records = Vec::with_capacity(candidates.len());
+        let mut counts = Counts::default();
+        for cand in candidates {
+            let outcome = match &cand.event {
+                Json::Object(map) if schema::conforms(&cand.event) => {
+                    self.record(py, map, now_ms, received[cand.message], &mut counts)
+                }
+                _ => Err(Fail::Refused(Reason::InvalidField, String::new())),
+            };
+            let (reason, detail) = match outcome {
+                Ok(record) => {
+                    records.push(record);
+                    continue;
+                }
+                Err(Fail::Py(err)) => return Err(err),
+                Err(Fail::Refused(reason, detail)) if detail.is_empty() => (reason, None),
+                Err(Fail::Refused(reason, detail)) => (reason, Some(detail)),
+            };
+            rejections.push(Rejection::of(cand, reason, detail));
+        }
+        let rejected = PyList::empty(py);
+        for r in rejections {
+            let payload = match &r.payload {
+                Some(v) => json::to_py(py, v)?,
+                None => py.None().into_bound(py),
+            };
+            rejected.append((
+                r.message,
+                r.index,
+                r.element,
+                r.reason.as_str(),
+                r.detail,
+                payload,
+                received[r.message],
+            ))?;
+        }
+        let hashed = PyDict::new(py);
+        for (name, count) in counts.0 {
+            hashed.set_item(name, count)?;
+        }
+        Ok(Run { records, rejected, replaced, hashed })
+    }
+
     fn hash(&self, kind: &str, value: &str) -> String {
         // HMAC takes a key of any length: new_from_slice cannot fail for it.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
@@ -254,14 +342,14 @@ impl Ingest {
     }
 
     /// The record of a touchpoint the wire model accepted, or why it cannot be stored.
-    fn record<'py>(
+    fn record(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         event: &Object<'_>,
         now_ms: i64,
         received_ms: i64,
         counts: &mut Counts,
-    ) -> Result<Bound<'py, PyAny>, Fail> {
+    ) -> Result<Record, Fail> {
         let string = |key: &str| event.get(key).and_then(Json::as_str).unwrap_or_default();
         let event_id = self.checked_id(py, "event_id", string("event_id"))?;
         if self.is_blank(py, event_id)? {
@@ -316,48 +404,44 @@ impl Ingest {
         if customer_id.is_none() && identifiers.is_empty() {
             return Err(refused(Reason::MissingIdentity, "identity: only placeholder identifiers"));
         }
-        let mut fields: Vec<Bound<'py, PyAny>> = Vec::with_capacity(27);
         let context = event.get("context").and_then(Json::as_object).filter(|c| !c.is_empty());
-        let mut context_ids = Vec::with_capacity(CONTEXT_FIELDS.len());
-        for name in CONTEXT_FIELDS {
-            context_ids.push(match context {
-                Some(ctx) => self.context_id(py, name, ctx.get(name), counts)?,
-                None => None,
-            });
+        let mut context_ids: [Option<String>; 6] = Default::default();
+        for (slot, name) in context_ids.iter_mut().zip(CONTEXT_FIELDS) {
+            if let Some(ctx) = context {
+                *slot = self.context_id(py, name, ctx.get(name), counts)?;
+            }
         }
         let attributes = match event.get("attributes").and_then(Json::as_object).filter(|a| !a.is_empty()) {
             Some(attrs) => Some(self.attributes(py, attrs)?),
             None => None,
         };
-        fields.push(self.private_id(py, event_id, "event_id", Some(counts))?.into_pyobject(py)?.into_any());
-        fields.push(occurred_ms.into_pyobject(py)?.into_any());
-        fields.push(received_ms.into_pyobject(py)?.into_any());
-        fields.push(self.redact(py, "redact_label", source)?.into_pyobject(py)?.into_any());
-        fields.push(string("channel").into_pyobject(py)?.into_any());
-        fields.push(string("event_type").into_pyobject(py)?.into_any());
-        fields.push(customer_id.into_pyobject(py)?.into_any());
-        fields.push(PyTuple::new(py, &identifiers)?.into_any());
-        for id in context_ids {
-            fields.push(id.into_pyobject(py)?.into_any());
+        let metrics_in = event.get("metrics").and_then(Json::as_object);
+        let mut metrics: [Scalar; 11] = std::array::from_fn(|_| Scalar::Null);
+        for (slot, name) in metrics.iter_mut().zip(METRIC_FIELDS) {
+            if let Some(v) = metrics_in.and_then(|m| m.get(name)) {
+                *slot = Scalar::of(v)
+                    .ok_or_else(|| refused(Reason::InvalidField, format!("metrics.{name}: not a scalar")))?;
+            }
         }
-        let metrics = event.get("metrics").and_then(Json::as_object);
-        for name in METRIC_FIELDS {
-            fields.push(match metrics.and_then(|m| m.get(name)) {
-                Some(v) => json::to_py(py, v)?,
-                None => py.None().into_bound(py),
-            });
-        }
-        fields.push(match attributes {
-            Some(dict) => dict.into_any(),
-            None => py.None().into_bound(py),
-        });
-        fields.push(PyString::new(py, "").into_any());
-        Ok(self.tuple_new.bind(py).call1((self.record_type.bind(py), PyTuple::new(py, fields)?))?)
+        Ok(Record {
+            event_id: self.private_id(py, event_id, "event_id", Some(counts))?,
+            occurred_ms,
+            received_ms,
+            source: self.redact(py, "redact_label", source)?,
+            channel: string("channel").to_string(),
+            event_type: string("event_type").to_string(),
+            customer_id,
+            identifiers,
+            context: context_ids,
+            metrics,
+            attributes,
+            key: String::new(),
+        })
     }
 
     /// Free-form attributes, keys and values redacted; two keys redacted alike are numbered in input order.
-    fn attributes<'py>(&self, py: Python<'py>, attrs: &Object<'_>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
+    fn attributes(&self, py: Python<'_>, attrs: &Object<'_>) -> PyResult<Vec<(String, String)>> {
+        let mut out = Vec::with_capacity(attrs.len());
         let mut taken: HashSet<String> = HashSet::with_capacity(attrs.len());
         for (key, value) in attrs.iter() {
             let mut name = self.redact(py, "redact_text", key)?;
@@ -369,8 +453,8 @@ impl Ingest {
                 name = format!("{name}#{n}");
             }
             let value = self.redact(py, "redact_text", value.as_str().unwrap_or_default())?;
-            out.set_item(&name, value)?;
-            taken.insert(name);
+            taken.insert(name.clone());
+            out.push((name, value));
         }
         Ok(out)
     }
@@ -538,83 +622,58 @@ impl Ingest {
         messages: &Bound<'py, PyList>,
         now_ms: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut rejections = Vec::new();
-        let mut candidates = Vec::new();
-        let mut received = Vec::with_capacity(messages.len());
-        let mut replaced = 0i64;
-        let mut early = Vec::new();
-        // The messages' bytes, held while the decoded values borrow from them.
-        let values: Vec<Bound<'py, PyAny>> = messages.iter().map(|m| m.get_item(0)).collect::<PyResult<_>>()?;
-        for (index, message) in messages.iter().enumerate() {
-            let timestamp_ms: i64 = message.get_item(4)?.extract()?;
-            let at = kafka_time_ms(timestamp_ms, now_ms);
-            if at != timestamp_ms {
-                // Missing (0, -1) is common and harmless; beyond what DateTime holds is counted.
-                replaced += i64::from(!(-1..=MAX_TIME_MS).contains(&timestamp_ms));
-            }
-            received.push(at);
-            let value = &values[index];
-            let raw: &[u8] = if value.is_none() { b"" } else { value.cast::<PyBytes>()?.as_bytes() };
-            let start = candidates.len();
-            self.unpack(py, index, raw, &mut early, &mut candidates)?;
-            // Each candidate of this message, checked for the specific reasons in order.
-            let mut kept = Vec::with_capacity(candidates.len() - start);
-            for cand in candidates.drain(start..) {
-                let verdict = schema::precheck(&cand.event, &mut |s| self.is_junk(py, s))?;
-                match verdict {
-                    Ok(()) => kept.push(cand),
-                    Err(refusal) => {
-                        let (reason, detail) = self.detail(py, refusal)?;
-                        early.push(Rejection::of(cand, reason, detail));
-                    }
-                }
-            }
-            candidates.extend(kept);
-        }
-        rejections.append(&mut early);
+        let run = self.run(py, messages, now_ms)?;
+        let (tuple_new, record_type) = (self.tuple_new.bind(py), self.record_type.bind(py));
         let records = PyList::empty(py);
-        let mut counts = Counts::default();
-        for cand in candidates {
-            let outcome = match &cand.event {
-                Json::Object(map) if schema::conforms(&cand.event) => {
-                    self.record(py, map, now_ms, received[cand.message], &mut counts)
-                }
-                _ => Err(Fail::Refused(Reason::InvalidField, String::new())),
-            };
-            let (reason, detail) = match outcome {
-                Ok(record) => {
-                    records.append(record)?;
-                    continue;
-                }
-                Err(Fail::Py(err)) => return Err(err),
-                Err(Fail::Refused(reason, detail)) if detail.is_empty() => (reason, None),
-                Err(Fail::Refused(reason, detail)) => (reason, Some(detail)),
-            };
-            rejections.push(Rejection::of(cand, reason, detail));
-        }
-        let rejected = PyList::empty(py);
-        for r in rejections {
-            let payload = match &r.payload {
-                Some(v) => json::to_py(py, v)?,
-                None => py.None().into_bound(py),
-            };
-            rejected.append((
-                r.message,
-                r.index,
-                r.element,
-                r.reason.as_str(),
-                r.detail,
-                payload,
-                received[r.message],
-            ))?;
-        }
-        let hashed = PyDict::new(py);
-        for (name, count) in counts.0 {
-            hashed.set_item(name, count)?;
+        for record in &run.records {
+            records.append(record.to_py(py, tuple_new, record_type)?)?;
         }
         PyTuple::new(
             py,
-            [records.into_any(), rejected.into_any(), replaced.into_pyobject(py)?.into_any(), hashed.into_any()],
+            [
+                records.into_any(),
+                run.rejected.into_any(),
+                run.replaced.into_pyobject(py)?.into_any(),
+                run.hashed.into_any(),
+            ],
+        )
+    }
+
+    /// Stage 1 in one call: validate, then route every record with `lookup(identifier) -> key or None` over
+    /// `partitions` stitch partitions. Returns `(stitch, claims, channels, rejections, replaced_timestamps,
+    /// pii_hashed)`: `stitch` is `[(partition, message bytes, items)]` in first-use order, `claims` the
+    /// claims message's bytes or None, `channels` `[(channel, records)]`; the rest as `ingest` returns them.
+    fn ingest_routed<'py>(
+        &self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        now_ms: i64,
+        lookup: &Bound<'py, PyAny>,
+        partitions: u32,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut run = self.run(py, messages, now_ms)?;
+        let mut ask = |identifier: &str| -> PyResult<Option<String>> { lookup.call1((identifier,))?.extract() };
+        let routed = record::route(&mut run.records, partitions, &mut ask)?;
+        let stitch = PyList::empty(py);
+        for (p, w) in &routed.stitch {
+            stitch.append((*p, PyBytes::new(py, &w.0), routed.items[p]))?;
+        }
+        let claims = if routed.claim_count > 0 {
+            PyBytes::new(py, &routed.claims.0).into_any()
+        } else {
+            py.None().into_bound(py)
+        };
+        let channels: Vec<(String, i64)> = routed.channels.into_iter().collect();
+        PyTuple::new(
+            py,
+            [
+                stitch.into_any(),
+                claims,
+                channels.into_pyobject(py)?.into_any(),
+                run.rejected.into_any(),
+                run.replaced.into_pyobject(py)?.into_any(),
+                run.hashed.into_any(),
+            ],
         )
     }
 

@@ -9,6 +9,7 @@ pub mod customer;
 pub mod ingest;
 pub mod journeys;
 pub mod json;
+pub mod record;
 pub mod risk;
 pub mod schema;
 pub mod signals;

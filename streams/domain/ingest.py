@@ -10,7 +10,7 @@ letters: pydantic words a wire-model refusal, orjson re-encodes a rejected batch
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
@@ -29,7 +29,9 @@ __all__ = [
     "IngestConfig",
     "IngestResult",
     "Message",
+    "Routed",
     "ingest",
+    "ingest_routed",
     "kafka_time_ms",
 ]
 
@@ -97,7 +99,36 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
     batch = messages if isinstance(messages, list) else list(messages)
     stage = core(cfg)
     records, rejections, replaced, hashed = stage.ingest(batch, now_ms)
-    out = IngestResult(records, [], replaced, hashed)
+    return IngestResult(records, _dead_letters(batch, rejections, cfg, stage), replaced, hashed)
+
+
+@dataclass(slots=True)
+class Routed:
+    """Stage 1's output for the stitch and claims topics, made in the core (records stay there)."""
+
+    stitch: list[tuple[int, bytes, int]]  # (partition, message of items, items in it), first use first
+    claims: bytes | None  # the claims message, when any touchpoint joins identifiers
+    channels: list[tuple[str, int]]  # accepted touchpoints by channel
+    rejected: list[DeadLetter] = field(default_factory=list)
+    replaced_timestamps: int = 0
+    pii_hashed: dict[str, int] = field(default_factory=dict)
+
+
+def ingest_routed(
+    messages: Iterable[Message], cfg: IngestConfig, now_ms: int, lookup: Callable[[str], str | None], partitions: int
+) -> Routed:
+    """`ingest`, then `streams.domain.routing.route` of its records and their encoding for the stitch and
+    claims topics (`streams.domain.codec`), in one call: the same bytes, without Python records."""
+    batch = messages if isinstance(messages, list) else list(messages)
+    stage = core(cfg)
+    stitch, claims, channels, rejections, replaced, hashed = stage.ingest_routed(batch, now_ms, lookup, partitions)
+    return Routed(stitch, claims, channels, _dead_letters(batch, rejections, cfg, stage), replaced, hashed)
+
+
+def _dead_letters(
+    batch: list[Message], rejections: list[Any], cfg: IngestConfig, stage: cx_core.Ingest
+) -> list[DeadLetter]:
+    out = []
     for at, index, element, reason, detail, payload, received_ms in rejections:
         msg = batch[at]
         if msg.timestamp_ms != received_ms:
@@ -105,7 +136,7 @@ def ingest(messages: Iterable[Message], cfg: IngestConfig, now_ms: int) -> Inges
         # A whole message or single-event message keeps its exact bytes; a batch element is re-encoded.
         raw = _encode(payload) if element else (msg.value or b"")
         why = detail if detail is not None else _model_detail(payload)
-        out.rejected.append(_dead(msg, index, RejectReason(reason), why, raw, payload, cfg, stage))
+        out.append(_dead(msg, index, RejectReason(reason), why, raw, payload, cfg, stage))
     return out
 
 

@@ -15,16 +15,16 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink, LinkClaim
+from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink
 from schemas.rows import ErasureRow, Table
 from schemas.settings import Settings
 from streams.domain.arbiter import Arbitration, arbitrate
-from streams.domain.codec import Item, decode_claims, decode_items, encode_claims, encode_items
+from streams.domain.codec import Item, decode_claims, decode_items, encode_items
 from streams.domain.dead_letters import dead_letter_row
 from streams.domain.identity import IdentityGraph
-from streams.domain.ingest import Message, ingest
+from streams.domain.ingest import Message, ingest_routed
 from streams.domain.outputs import Output, alert_row
-from streams.domain.routing import partition_for, route
+from streams.domain.routing import partition_for
 from streams.runtime.flush import Flusher
 from streams.runtime.metrics import PipelineMetrics
 from streams.runtime.policies import ingest_config_from, policy_from
@@ -166,12 +166,8 @@ class Pipeline:
             )
             for e in events
         ]
-        result = ingest(messages, self.ingest_cfg, now)
-        routed = route(result.records, self.routing.get, self.partitions)
-        counts: dict[str, int] = defaultdict(int)
-        for rec in result.records:
-            counts[rec.channel] += 1
-        for channel, n in counts.items():
+        result = ingest_routed(messages, self.ingest_cfg, now, self.routing.get, self.partitions)
+        for channel, n in result.channels:
             self.metrics.touchpoints.labels(channel).inc(n)
         for dead in result.rejected:
             self.metrics.rejections.labels(dead.reason.value).inc()
@@ -179,22 +175,22 @@ class Pipeline:
             self.metrics.kafka_timestamps_replaced.inc(result.replaced_timestamps)
         for name, n in result.pii_hashed.items():
             self.metrics.pii_hashed.labels(name).inc(n)
-        self.flusher.add_futures(await self._send_ingest(routed.by_partition, routed.claims, result.rejected))
+        self.flusher.add_futures(await self._send_ingest(result.stitch, result.claims, result.rejected))
         if result.rejected:
             self.flusher.add_rows({Table.DEAD_LETTERS: [dead_letter_row(d) for d in result.rejected]})
         self.flusher.add_ack(lambda: self._ack(stream, events))
 
     async def _send_ingest(
         self,
-        by_partition: dict[int, list[Item]],
-        claims: list[LinkClaim],
+        stitch: list[tuple[int, bytes, int]],
+        claims: bytes | None,
         rejected: list[DeadLetter],
     ) -> list[asyncio.Future[Any]]:
         futures = []
-        for p, items in by_partition.items():
-            futures.append(await self.producer.send(STITCH, encode_items(items), partition=p))
-        if claims:
-            futures.append(await self.producer.send(CLAIMS, encode_claims(claims), partition=0))
+        for p, payload, _ in stitch:
+            futures.append(await self.producer.send(STITCH, payload, partition=p))
+        if claims is not None:
+            futures.append(await self.producer.send(CLAIMS, claims, partition=0))
         for d in rejected:
             headers = [
                 (DLQ_HEADER_PREFIX + "reason", d.reason.value.encode()),

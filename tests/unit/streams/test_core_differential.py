@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.records import RejectReason
-from streams.domain.ingest import IngestConfig, IngestResult, Message, ingest
+from streams.domain.codec import decode_claims, encode_claims, encode_items
+from streams.domain.ingest import IngestConfig, IngestResult, Message, ingest, ingest_routed
+from streams.domain.routing import route
 from tests.reference import ingest as reference
 from tests.unit.streams.test_hostile_input import ID_TEXT, LEAVES, NOW_MS, SECRET, TEXT, emails, phones, valid_events
 
@@ -152,3 +155,68 @@ def test_a_large_batch_matches_element_by_element() -> None:
     core, ref = ingest(batch, CONFIGS[0], NOW_MS), reference.ingest(batch, CONFIGS[0], NOW_MS)
     same(core, ref)
     assert len(core.records) == 300 and {d.reason for d in core.rejected} == {RejectReason.TOO_LARGE}
+
+
+# --- stage 1 whole: ingest, route and encode in the core, against the Python route and codec ----------------
+
+
+def _python_stage1(batch: list[Message], cfg: IngestConfig, lookup: Any, partitions: int) -> tuple[Any, ...]:
+    result = ingest(batch, cfg, NOW_MS)
+    routed = route(result.records, lookup, partitions)
+    stitch = [(p, encode_items(items), len(items)) for p, items in routed.by_partition.items()]
+    claims = encode_claims(routed.claims) if routed.claims else None
+    channels = list(Counter(r.channel for r in result.records).items())
+    return stitch, claims, channels, result.rejected, result.replaced_timestamps, result.pii_hashed
+
+
+def _links(draw: Any, batch: list[Message], cfg: IngestConfig) -> dict[str, str]:
+    """Some of the batch's identifiers linked already (to customers, anonymous keys or one another)."""
+    identifiers = sorted({i for r in ingest(batch, cfg, NOW_MS).records for i in r.identifiers})
+    keys = st.sampled_from(["C-linked", "C-other", "", *(f"~{i}" for i in identifiers[:3])])
+    chosen = draw(st.lists(st.sampled_from(identifiers), unique=True)) if identifiers else []
+    return {i: draw(keys) for i in chosen}
+
+
+@DIFF
+@given(batch=messages(), which=st.integers(0, len(CONFIGS) - 1), partitions=st.sampled_from([1, 3, 8]),
+       data=st.data())  # fmt: skip
+def test_stage_1_in_the_core_sends_the_bytes_the_python_route_and_codec_send(
+    batch: list[Message], which: int, partitions: int, data: st.DataObject
+) -> None:
+    TRIED["messages"] += len(batch)
+    cfg = CONFIGS[which]
+    links = _links(data.draw, batch, cfg)
+    routed = ingest_routed(batch, cfg, NOW_MS, links.get, partitions)
+    core = (
+        routed.stitch,
+        routed.claims,
+        routed.channels,
+        routed.rejected,
+        routed.replaced_timestamps,
+        routed.pii_hashed,
+    )
+    assert core == _python_stage1(batch, cfg, links.get, partitions)
+
+
+def test_stage_1_in_the_core_routes_the_simulated_traffic_as_python_does() -> None:
+    """A day of simulated traffic (every channel, logins that link, 1% broken payloads) with links building up."""
+    from datetime import UTC, datetime
+
+    from cxj.simulate.traffic import SimulationConfig, generate_raw
+    from cxj.simulate.traffic import messages as batches
+
+    now = datetime.fromtimestamp(NOW_MS / 1000, UTC)
+    sim = SimulationConfig(seed=5, customers=300, events=4_000, days=2.0, now=now, invalid_share=0.01)
+    raws = [value for _, value, _ in batches(generate_raw(sim), 100)]
+    links: dict[str, str] = {}
+    sent = 0
+    for n, raw in enumerate(raws):
+        batch = [Message(raw, "cx.touchpoints", 0, n, NOW_MS)]
+        routed = ingest_routed(batch, CONFIGS[0], NOW_MS, links.get, 8)
+        expected = _python_stage1(batch, CONFIGS[0], links.get, 8)
+        assert (routed.stitch, routed.claims, routed.channels, routed.rejected) == expected[:4]
+        sent += sum(items for _, _, items in routed.stitch)
+        for claim in decode_claims(routed.claims) if routed.claims else []:  # the arbiter's answer, roughly
+            for identifier in claim.identifiers:  # type: ignore[union-attr]
+                links.setdefault(identifier, claim.customer_id or f"~{claim.identifiers[0]}")  # type: ignore[union-attr]
+    assert sent > 3_500 and len(links) > 100

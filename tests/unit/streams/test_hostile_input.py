@@ -205,7 +205,7 @@ class _Producer:
 def check_dlq(rejected: list[DeadLetter]) -> None:
     """The agent's DLQ sends: the payload kept for replay, reason/detail/origin headers."""
     producer = _Producer()
-    _drive(Pipeline._send_ingest(SimpleNamespace(producer=producer, partitions=4), {}, [], rejected))  # type: ignore[arg-type]
+    _drive(Pipeline._send_ingest(SimpleNamespace(producer=producer, partitions=4), [], None, rejected))  # type: ignore[arg-type]
     assert len(producer.sent) == len(rejected)
     for (topic, value, partition, headers), dead in zip(producer.sent, rejected, strict=True):
         assert (topic, value, partition) == (DLQ, dead.raw, dead.partition % 4)

@@ -1,0 +1,276 @@
+//! A validated touchpoint as the core holds it between ingest and the stitch topic, and stage 1's routing:
+//! which customer key and stitch partition each record goes to, and the link claims it makes
+//! (Contract 2 in docs/contract.md; the Python statement of the same rules is streams/domain/routing.py).
+//!
+//! A record travels as a msgpack array in `TouchpointRecord`'s field order; an item of the stitch topic is
+//! `["tp", record]`, a message of items an array of them, a claims message an array of
+//! `[customer_id or nil, [identifier...], occurred_ms, event_id]`: byte for byte what
+//! `streams.domain.codec` writes for the same values, so either side reads what the other wrote.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::codec::Writer;
+use crate::json::Json;
+
+/// A metric's value as the wire model let it through (a JSON scalar of the field's type).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    /// A JSON value of a metrics field; None for an array or object (which the wire model refuses).
+    pub fn of(value: &Json<'_>) -> Option<Scalar> {
+        Some(match value {
+            Json::Null => Scalar::Null,
+            Json::Bool(b) => Scalar::Bool(*b),
+            Json::Int(i) => Scalar::Int(*i),
+            Json::UInt(u) => Scalar::UInt(*u),
+            Json::Float(f) => Scalar::Float(*f),
+            Json::Str(s) => Scalar::Str(s.to_string()),
+            Json::Array(_) | Json::Object(_) => return None,
+        })
+    }
+
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            Scalar::Null => py.None().into_bound(py),
+            Scalar::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+            Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
+            Scalar::UInt(u) => u.into_pyobject(py)?.into_any(),
+            Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
+            Scalar::Str(s) => s.into_pyobject(py)?.into_any(),
+        })
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Scalar::Null => w.nil(),
+            Scalar::Bool(b) => w.boolean(*b),
+            Scalar::Int(i) => w.int(*i),
+            Scalar::UInt(u) => w.uint(*u),
+            Scalar::Float(f) => w.float(*f),
+            Scalar::Str(s) => w.str(s),
+        }
+    }
+}
+
+/// `TouchpointRecord` (schemas/records.py), field for field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub event_id: String,
+    pub occurred_ms: i64,
+    pub received_ms: i64,
+    pub source: String,
+    pub channel: String,
+    pub event_type: String,
+    pub customer_id: Option<String>,
+    pub identifiers: Vec<String>,
+    /// order_id, case_id, contact_id, session_id, agent_id, store_id
+    pub context: [Option<String>; 6],
+    /// wait_seconds, transfers, handled_by, resolved, csat, nps, ces, rating, sentiment, amount, currency
+    pub metrics: [Scalar; 11],
+    /// Redacted names and values in input order; None when the touchpoint had none.
+    pub attributes: Option<Vec<(String, String)>>,
+    pub key: String,
+}
+
+impl Record {
+    /// The Python `TouchpointRecord` (`tuple_new(record_type, fields)`).
+    pub fn to_py<'py>(
+        &self,
+        py: Python<'py>,
+        tuple_new: &Bound<'py, PyAny>,
+        record_type: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut fields: Vec<Bound<'py, PyAny>> = Vec::with_capacity(27);
+        fields.push(self.event_id.as_str().into_pyobject(py)?.into_any());
+        fields.push(self.occurred_ms.into_pyobject(py)?.into_any());
+        fields.push(self.received_ms.into_pyobject(py)?.into_any());
+        fields.push(self.source.as_str().into_pyobject(py)?.into_any());
+        fields.push(self.channel.as_str().into_pyobject(py)?.into_any());
+        fields.push(self.event_type.as_str().into_pyobject(py)?.into_any());
+        fields.push(self.customer_id.as_deref().into_pyobject(py)?.into_any());
+        fields.push(PyTuple::new(py, &self.identifiers)?.into_any());
+        for id in &self.context {
+            fields.push(id.as_deref().into_pyobject(py)?.into_any());
+        }
+        for m in &self.metrics {
+            fields.push(m.to_py(py)?);
+        }
+        fields.push(match &self.attributes {
+            Some(attrs) => {
+                let dict = PyDict::new(py);
+                for (k, v) in attrs {
+                    dict.set_item(k, v)?;
+                }
+                dict.into_any()
+            }
+            None => py.None().into_bound(py),
+        });
+        fields.push(self.key.as_str().into_pyobject(py)?.into_any());
+        tuple_new.call1((record_type, PyTuple::new(py, fields)?))
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        w.array(27);
+        w.str(&self.event_id);
+        w.int(self.occurred_ms);
+        w.int(self.received_ms);
+        w.str(&self.source);
+        w.str(&self.channel);
+        w.str(&self.event_type);
+        w.opt_str(self.customer_id.as_deref());
+        w.array(self.identifiers.len());
+        for i in &self.identifiers {
+            w.str(i);
+        }
+        for id in &self.context {
+            w.opt_str(id.as_deref());
+        }
+        for m in &self.metrics {
+            m.encode(w);
+        }
+        match &self.attributes {
+            Some(attrs) => {
+                w.map(attrs.len());
+                for (k, v) in attrs {
+                    w.str(k);
+                    w.str(v);
+                }
+            }
+            None => w.nil(),
+        }
+        w.str(&self.key);
+    }
+}
+
+/// The stable partition of a customer key: CRC-32 (zlib's) modulo the partition count.
+pub fn partition_for(key: &str, partitions: u32) -> u32 {
+    crc32fast::hash(key.as_bytes()) % partitions.max(1)
+}
+
+/// The key of an identifier nobody linked yet: `~anon:<id>`, `~phone:<hash>` …
+fn self_key(identifier: &str) -> String {
+    format!("~{identifier}")
+}
+
+/// What stage 1 sends on: stitch messages by partition (in first-use order) and one claims message.
+pub struct Routed {
+    pub stitch: IndexMap<u32, Writer>,
+    pub items: IndexMap<u32, usize>,
+    pub claims: Writer,
+    pub claim_count: usize,
+    pub channels: IndexMap<String, i64>,
+}
+
+/// Route `records` (their `key` set here) with `lookup(identifier) -> key or None`, the identity replica.
+pub fn route(
+    records: &mut [Record],
+    partitions: u32,
+    lookup: &mut dyn FnMut(&str) -> PyResult<Option<String>>,
+) -> PyResult<Routed> {
+    let mut known: HashMap<String, Option<String>> = HashMap::new();
+    let mut resolve = |identifier: &str| -> PyResult<Option<String>> {
+        if let Some(hit) = known.get(identifier) {
+            return Ok(hit.clone());
+        }
+        let found = lookup(identifier)?;
+        known.insert(identifier.to_string(), found.clone());
+        Ok(found)
+    };
+    let mut stitch_items: IndexMap<u32, Vec<usize>> = IndexMap::new();
+    let mut claims: Vec<usize> = Vec::new();
+    let mut channels: IndexMap<String, i64> = IndexMap::new();
+    for (n, rec) in records.iter_mut().enumerate() {
+        // The customer id; else what the first linked identifier resolves to; else the first identifier's own key.
+        // (An empty value counts as none, as it is falsy to the Python statement of the rules.)
+        let customer_id = rec.customer_id.as_deref().filter(|c| !c.is_empty());
+        let mut key = customer_id.map(str::to_string);
+        if key.is_none() {
+            for identifier in &rec.identifiers {
+                if let Some(k) = resolve(identifier)? {
+                    key = Some(k);
+                    break;
+                }
+            }
+        }
+        let key = match key {
+            Some(k) => k,
+            None => self_key(rec.identifiers.first().map(String::as_str).unwrap_or_default()),
+        };
+        // A claim when the touchpoint joins identifiers not yet known to be together.
+        if rec.identifiers.len() + usize::from(customer_id.is_some()) >= 2 {
+            let mut together = true;
+            for identifier in &rec.identifiers {
+                let k = resolve(identifier)?.filter(|k| !k.is_empty()).unwrap_or_else(|| self_key(identifier));
+                if k != key {
+                    together = false;
+                    break;
+                }
+            }
+            if !together {
+                claims.push(n);
+            }
+        }
+        *channels.entry(rec.channel.clone()).or_default() += 1;
+        stitch_items.entry(partition_for(&key, partitions)).or_default().push(n);
+        rec.key = key;
+    }
+    let mut out = Routed {
+        stitch: IndexMap::new(),
+        items: IndexMap::new(),
+        claims: Writer(Vec::new()),
+        claim_count: claims.len(),
+        channels,
+    };
+    for (p, members) in stitch_items {
+        let mut w = Writer(Vec::with_capacity(members.len() * 256));
+        w.array(members.len());
+        for &n in &members {
+            w.array(2);
+            w.str("tp");
+            records[n].encode(&mut w);
+        }
+        out.items.insert(p, members.len());
+        out.stitch.insert(p, w);
+    }
+    if !claims.is_empty() {
+        let w = &mut out.claims;
+        w.array(claims.len());
+        for &n in &claims {
+            let rec = &records[n];
+            w.array(4);
+            w.opt_str(rec.customer_id.as_deref());
+            w.array(rec.identifiers.len());
+            for i in &rec.identifiers {
+                w.str(i);
+            }
+            w.int(rec.occurred_ms);
+            w.str(&rec.event_id);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_zlib_crc32() {
+        // zlib.crc32(b"C-1") == 0x6fa1b8c5 (and of the empty key, 0)
+        assert_eq!(crc32fast::hash(b""), 0);
+        assert_eq!(partition_for("", 8), 0);
+        assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
+    }
+}
