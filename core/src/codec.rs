@@ -206,8 +206,9 @@ pub fn encode_state(s: &CustomerState) -> Vec<u8> {
 
 // --- reading ------------------------------------------------------------------------------------
 
+/// A decoded msgpack value.
 #[derive(Clone, Debug, PartialEq)]
-enum Value {
+pub enum Value {
     Nil,
     Bool(bool),
     Int(i64),
@@ -216,6 +217,17 @@ enum Value {
     Str(String),
     Bin(Vec<u8>),
     Array(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+}
+
+/// One msgpack document (the whole of `data`); Err for anything else.
+pub fn decode_value(data: &[u8]) -> Result<Value, String> {
+    let mut r = Reader { b: data, at: 0 };
+    let doc = r.value(0)?;
+    if r.at != data.len() {
+        return Err("bytes after the document".into());
+    }
+    Ok(doc)
 }
 
 struct Reader<'a> {
@@ -244,6 +256,15 @@ impl<'a> Reader<'a> {
         Ok(Value::Array(items))
     }
 
+    fn map(&mut self, n: usize, depth: usize) -> Result<Value, String> {
+        let mut entries = Vec::with_capacity(n.min((self.b.len() - self.at) / 2));
+        for _ in 0..n {
+            let k = self.value(depth + 1)?;
+            entries.push((k, self.value(depth + 1)?));
+        }
+        Ok(Value::Map(entries))
+    }
+
     fn text(&mut self, n: usize) -> Result<Value, String> {
         let raw = self.take(n)?;
         Ok(Value::Str(std::str::from_utf8(raw).map_err(|e| e.to_string())?.to_string()))
@@ -257,7 +278,7 @@ impl<'a> Reader<'a> {
         Ok(match marker {
             0x00..=0x7f => Value::Int(i64::from(marker)),
             0xe0..=0xff => Value::Int(i64::from(marker as i8)),
-            0x80..=0x8f => return Err("maps are not used in entries".into()),
+            0x80..=0x8f => self.map(usize::from(marker & 0x0f), depth)?,
             0x90..=0x9f => self.items(usize::from(marker & 0x0f), depth)?,
             0xa0..=0xbf => self.text(usize::from(marker & 0x1f))?,
             0xc0 => Value::Nil,
@@ -286,6 +307,10 @@ impl<'a> Reader<'a> {
             0xdc | 0xdd => {
                 let n = self.be(2 << (marker - 0xdc))? as usize;
                 self.items(n, depth)?
+            }
+            0xde | 0xdf => {
+                let n = self.be(2 << (marker - 0xde))? as usize;
+                self.map(n, depth)?
             }
             other => return Err(format!("unexpected msgpack marker 0x{other:02x}")),
         })

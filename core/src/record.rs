@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::codec::Writer;
+use crate::codec::{self, Value, Writer};
 use crate::json::Json;
 
 /// A metric's value as the wire model let it through (a JSON scalar of the field's type).
@@ -50,6 +50,53 @@ impl Scalar {
             Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
             Scalar::Str(s) => s.into_pyobject(py)?.into_any(),
         })
+    }
+
+    fn of_value(v: &Value) -> Result<Scalar, String> {
+        Ok(match v {
+            Value::Nil => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::UInt(u) => Scalar::UInt(*u),
+            Value::Float(f) => Scalar::Float(*f),
+            Value::Str(s) => Scalar::Str(s.clone()),
+            other => return Err(format!("a metric value {other:?}")),
+        })
+    }
+
+    fn of_py(v: &Bound<'_, PyAny>) -> PyResult<Scalar> {
+        if v.is_none() {
+            return Ok(Scalar::Null);
+        }
+        if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+            return Ok(Scalar::Bool(b.is_true()));
+        }
+        if v.is_instance_of::<pyo3::types::PyInt>() {
+            return Ok(match v.extract::<i64>() {
+                Ok(i) => Scalar::Int(i),
+                Err(_) => Scalar::UInt(v.extract()?),
+            });
+        }
+        if let Ok(f) = v.cast::<pyo3::types::PyFloat>() {
+            return Ok(Scalar::Float(f.value()));
+        }
+        Ok(Scalar::Str(v.extract()?))
+    }
+
+    /// Python's truth of the value.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Scalar::Null => false,
+            Scalar::Bool(b) => *b,
+            Scalar::Int(i) => *i != 0,
+            Scalar::UInt(u) => *u != 0,
+            Scalar::Float(f) => *f != 0.0,
+            Scalar::Str(s) => !s.is_empty(),
+        }
+    }
+
+    pub fn to_py_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.to_py(py)
     }
 
     fn encode(&self, w: &mut Writer) {
@@ -152,6 +199,185 @@ impl Record {
         }
         w.str(&self.key);
     }
+}
+
+impl Record {
+    /// A record as the stitch topic carries it (the msgpack array `encode` writes).
+    pub fn from_value(v: &Value) -> Result<Record, String> {
+        let Value::Array(f) = v else { return Err("a record is an array".into()) };
+        if f.len() != 27 {
+            return Err(format!("a record has 27 fields, not {}", f.len()));
+        }
+        let text = |v: &Value| match v {
+            Value::Str(s) => Ok(s.clone()),
+            other => Err(format!("expected a string, got {other:?}")),
+        };
+        let opt = |v: &Value| match v {
+            Value::Nil => Ok(None),
+            other => text(other).map(Some),
+        };
+        let int = |v: &Value| match v {
+            Value::Int(i) => Ok(*i),
+            other => Err(format!("expected an integer, got {other:?}")),
+        };
+        let Value::Array(ids) = &f[7] else { return Err("identifiers are an array".into()) };
+        let mut context: [Option<String>; 6] = Default::default();
+        for (slot, v) in context.iter_mut().zip(&f[8..14]) {
+            *slot = opt(v)?;
+        }
+        let mut metrics: [Scalar; 11] = std::array::from_fn(|_| Scalar::Null);
+        for (slot, v) in metrics.iter_mut().zip(&f[14..25]) {
+            *slot = Scalar::of_value(v)?;
+        }
+        let attributes = match &f[25] {
+            Value::Nil => None,
+            Value::Map(entries) => {
+                Some(entries.iter().map(|(k, v)| Ok((text(k)?, text(v)?))).collect::<Result<Vec<_>, String>>()?)
+            }
+            other => return Err(format!("attributes are a map, not {other:?}")),
+        };
+        Ok(Record {
+            event_id: text(&f[0])?,
+            occurred_ms: int(&f[1])?,
+            received_ms: int(&f[2])?,
+            source: text(&f[3])?,
+            channel: text(&f[4])?,
+            event_type: text(&f[5])?,
+            customer_id: opt(&f[6])?,
+            identifiers: ids.iter().map(text).collect::<Result<_, _>>()?,
+            context,
+            metrics,
+            attributes,
+            key: text(&f[26])?,
+        })
+    }
+
+    /// A Python `TouchpointRecord`.
+    pub fn from_py(t: &Bound<'_, PyTuple>) -> PyResult<Record> {
+        let at = |i: usize| t.get_item(i);
+        let opt = |i: usize| -> PyResult<Option<String>> {
+            let v = at(i)?;
+            if v.is_none() {
+                Ok(None)
+            } else {
+                v.extract().map(Some)
+            }
+        };
+        let mut context: [Option<String>; 6] = Default::default();
+        for (slot, i) in context.iter_mut().zip(8..14) {
+            *slot = opt(i)?;
+        }
+        let mut metrics: [Scalar; 11] = std::array::from_fn(|_| Scalar::Null);
+        for (slot, i) in metrics.iter_mut().zip(14..25) {
+            *slot = Scalar::of_py(&at(i)?)?;
+        }
+        let attrs = at(25)?;
+        let attributes = if attrs.is_none() {
+            None
+        } else {
+            let dict = attrs.cast::<PyDict>()?;
+            Some(dict.iter().map(|(k, v)| Ok((k.extract()?, v.extract()?))).collect::<PyResult<Vec<_>>>()?)
+        };
+        Ok(Record {
+            event_id: at(0)?.extract()?,
+            occurred_ms: at(1)?.extract()?,
+            received_ms: at(2)?.extract()?,
+            source: at(3)?.extract()?,
+            channel: at(4)?.extract()?,
+            event_type: at(5)?.extract()?,
+            customer_id: opt(6)?,
+            identifiers: at(7)?.try_iter()?.map(|i| i?.extract()).collect::<PyResult<_>>()?,
+            context,
+            metrics,
+            attributes,
+            key: at(26)?.extract()?,
+        })
+    }
+
+    /// The attributes as the `touchpoints.attributes` column holds them: orjson's compact JSON object.
+    pub fn attributes_json(&self) -> String {
+        let Some(attrs) = self.attributes.as_ref().filter(|a| !a.is_empty()) else { return "{}".to_string() };
+        let mut out = String::with_capacity(2 + attrs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+        out.push('{');
+        for (n, (k, v)) in attrs.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            json_string(&mut out, k);
+            out.push(':');
+            json_string(&mut out, v);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A JSON string as orjson writes it: `"` and `\\` escaped, control characters as \b \t \n \f \r or \u00xx,
+/// everything else (non-ASCII included) as it is.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One item of a stitch message: a touchpoint (`record`), or a merge, moved state or forget.
+pub struct ItemData {
+    pub kind: String,
+    pub key: String,
+    pub record: Option<Record>,
+    pub target: String,
+    pub blob: Vec<u8>,
+}
+
+/// The items of one stitch message (`streams.domain.codec.encode_items`).
+pub fn decode_items(data: &[u8], out: &mut Vec<ItemData>) -> Result<(), String> {
+    let Value::Array(items) = codec::decode_value(data)? else { return Err("a stitch message is an array".into()) };
+    for item in items {
+        let Value::Array(mut parts) = item else { return Err("an item is an array".into()) };
+        let kind = match parts.first() {
+            Some(Value::Str(k)) => k.clone(),
+            _ => return Err("an item starts with its kind".into()),
+        };
+        if kind == "tp" {
+            let [_, rec] = parts.as_slice() else { return Err("a touchpoint item has two parts".into()) };
+            let record = Record::from_value(rec)?;
+            out.push(ItemData {
+                kind,
+                key: record.key.clone(),
+                record: Some(record),
+                target: String::new(),
+                blob: Vec::new(),
+            });
+            continue;
+        }
+        if parts.len() != 4 {
+            return Err(format!("a {kind} item has four parts"));
+        }
+        let blob = match parts.pop() {
+            Some(Value::Bin(b)) => b,
+            _ => return Err("an item's blob is bytes".into()),
+        };
+        let text = |v: Option<Value>| match v {
+            Some(Value::Str(s)) => Ok(s),
+            _ => Err(format!("a {kind} item's key and target are strings")),
+        };
+        let target = text(parts.pop())?;
+        let key = text(parts.pop())?;
+        out.push(ItemData { kind: kind.clone(), key, record: None, target, blob });
+    }
+    Ok(())
 }
 
 /// The stable partition of a customer key: CRC-32 (zlib's) modulo the partition count.

@@ -15,6 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::codec::{self, Entry};
 use crate::customer::{event_hash, Applied, CustomerState, Fact, Policy, RetroSignal};
 use crate::journeys::{self, Journey, JourneyPolicy, Status, Touch, JOURNEY_TYPES};
+use crate::record::{self, ItemData, Record, Scalar};
 use crate::signals::{Classifier, Metric};
 
 /// The Python classes and table names rows and items are made of.
@@ -31,7 +32,6 @@ struct Kinds {
     /// Table members: touchpoints, experience_signals, customer_experience, journeys, identity_overrides, erasures.
     tables: [Py<PyAny>; 6],
     make_alert: Py<PyAny>,
-    dumps: Py<PyAny>,
 }
 
 const T_TOUCHPOINTS: usize = 0;
@@ -58,103 +58,49 @@ struct Out {
     seconds: Vec<(&'static str, f64)>,
     merges: i64,
     erased: i64,
+    /// When each touchpoint item was received (ms), for the event-to-sink lag.
+    received: Vec<i64>,
 }
 
-/// One item of the stitch topic, as the Python `Item` holds it.
-struct ItemIn<'py> {
-    kind: String,
-    key: String,
-    record: Option<Bound<'py, PyTuple>>,
-    target: String,
-    blob: Vec<u8>,
-    raw: Bound<'py, PyAny>,
-}
-
-fn opt_str(v: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-    if v.is_none() {
-        Ok(None)
-    } else {
-        v.extract().map(Some)
-    }
-}
-
-fn metric(v: &Bound<'_, PyAny>) -> PyResult<Option<Metric>> {
-    if v.is_none() {
-        return Ok(None);
-    }
-    // bool first: True is also an int in Python.
-    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
-        return Ok(Some(Metric::Bool(b.is_true())));
-    }
-    if let Ok(i) = v.extract::<i64>() {
-        if v.is_instance_of::<pyo3::types::PyInt>() {
-            return Ok(Some(Metric::Int(i)));
-        }
-    }
-    if let Ok(f) = v.extract::<f64>() {
-        return Ok(Some(Metric::Float(f)));
-    }
-    Ok(Some(Metric::Str(v.extract()?)))
-}
-
-/// A record's fields the state reads, copied out of the Python tuple once.
-struct RecordView {
-    event_id: String,
-    occurred_ms: i64,
-    channel: String,
-    event_type: String,
-    order_id: Option<String>,
-    case_id: Option<String>,
-    contact_id: Option<String>,
-    resolved: Option<bool>,
-    amount: Option<f64>,
-    metrics: [Option<Metric>; 10],
-}
-
-impl RecordView {
-    fn of(rec: &Bound<'_, PyTuple>) -> PyResult<Self> {
-        let at = |i: usize| rec.get_item(i);
-        let mut metrics: [Option<Metric>; 10] = Default::default();
-        for (slot, field) in metrics.iter_mut().zip(14..24) {
-            *slot = metric(&at(field)?)?;
-        }
-        let resolved = match &metrics[3] {
-            Some(Metric::Bool(b)) => Some(*b),
-            _ => None,
+/// The metrics a signal rule reads (fields 14..24 of a record), as the Python stage typed them.
+fn metrics_of(rec: &Record) -> [Option<Metric>; 10] {
+    let mut out: [Option<Metric>; 10] = Default::default();
+    for (slot, m) in out.iter_mut().zip(&rec.metrics) {
+        *slot = match m {
+            Scalar::Null => None,
+            Scalar::Bool(b) => Some(Metric::Bool(*b)),
+            Scalar::Int(i) => Some(Metric::Int(*i)),
+            // An int beyond i64 is read as a float, as `float(value)` would.
+            Scalar::UInt(u) => Some(Metric::Float(*u as f64)),
+            Scalar::Float(f) => Some(Metric::Float(*f)),
+            Scalar::Str(s) => Some(Metric::Str(s.clone())),
         };
-        let amount = match &metrics[9] {
-            Some(Metric::Int(i)) => Some(*i as f64),
-            Some(Metric::Float(f)) => Some(*f),
-            _ => None,
-        };
-        Ok(RecordView {
-            event_id: at(0)?.extract()?,
-            occurred_ms: at(1)?.extract()?,
-            channel: at(4)?.extract()?,
-            event_type: at(5)?.extract()?,
-            order_id: opt_str(&at(8)?)?,
-            case_id: opt_str(&at(9)?)?,
-            contact_id: opt_str(&at(10)?)?,
+    }
+    out
+}
+
+fn fact<'a>(rec: &'a Record, metrics: &[Option<Metric>; 10]) -> Fact<'a> {
+    let resolved = match &metrics[3] {
+        Some(Metric::Bool(b)) => Some(*b),
+        _ => None,
+    };
+    let amount = match &metrics[9] {
+        Some(Metric::Int(i)) => Some(*i as f64),
+        Some(Metric::Float(f)) => Some(*f),
+        _ => None,
+    };
+    Fact {
+        touch: Touch {
+            event_id: &rec.event_id,
+            event_type: &rec.event_type,
+            channel: &rec.channel,
+            occurred_ms: rec.occurred_ms,
+            case_id: rec.context[1].as_deref(),
+            contact_id: rec.context[2].as_deref(),
+            order_id: rec.context[0].as_deref(),
             resolved,
-            amount,
-            metrics,
-        })
-    }
-
-    fn fact(&self) -> Fact<'_> {
-        Fact {
-            touch: Touch {
-                event_id: &self.event_id,
-                event_type: &self.event_type,
-                channel: &self.channel,
-                occurred_ms: self.occurred_ms,
-                case_id: self.case_id.as_deref(),
-                contact_id: self.contact_id.as_deref(),
-                order_id: self.order_id.as_deref(),
-                resolved: self.resolved,
-            },
-            amount: self.amount,
-        }
+        },
+        amount,
     }
 }
 
@@ -316,20 +262,10 @@ impl Stage {
         Ok(())
     }
 
-    fn touchpoint_row(
-        &self,
-        py: Python<'_>,
-        rec: &Bound<'_, PyTuple>,
-        key: &str,
-        applied: &Applied,
-    ) -> PyResult<Py<PyAny>> {
-        let at = |i: usize| rec.get_item(i);
-        let text = |v: Bound<'_, PyAny>| -> PyResult<Py<PyAny>> {
-            Ok(if v.is_none() { "".into_pyobject(py)?.into_any().unbind() } else { v.unbind() })
-        };
-        let mut ids: [Option<String>; 5] = Default::default();
-        for identifier in at(7)?.try_iter()? {
-            let identifier: String = identifier?.extract()?;
+    fn touchpoint_row(&self, py: Python<'_>, rec: &Record, key: &str, applied: &Applied) -> PyResult<Py<PyAny>> {
+        let text = |v: &Option<String>| v.as_deref().unwrap_or_default().into_pyobject(py).map(|s| s.into_any());
+        let mut ids: [&str; 5] = [""; 5];
+        for identifier in &rec.identifiers {
             let (kind, value) = identifier.split_once(':').unwrap_or((identifier.as_str(), ""));
             let slot = match kind {
                 "anon" => 0,
@@ -339,69 +275,62 @@ impl Stage {
                 "wechat" => 4,
                 _ => continue,
             };
-            ids[slot] = Some(value.to_string());
+            ids[slot] = value;
         }
-        let occurred: i64 = at(1)?.extract()?;
-        let received: i64 = at(2)?.extract()?;
         let names: Vec<&str> =
             applied.signals.iter().map(|&s| self.policy.classifier.signals[s].name.as_str()).collect();
         let journey_id =
             if applied.journey_id.is_empty() { String::new() } else { journeys::row_id(key, &applied.journey_id) };
-        let resolved = at(17)?;
-        let resolved = if resolved.is_none() {
-            resolved.unbind()
-        } else {
-            i64::from(resolved.is_truthy()?).into_pyobject(py)?.into_any().unbind()
+        let m = &rec.metrics;
+        let resolved = match &m[3] {
+            Scalar::Null => py.None().into_bound(py),
+            v => i64::from(v.truthy()).into_pyobject(py)?.into_any(),
         };
-        let attributes = at(25)?;
-        let attributes = if attributes.is_none() || !attributes.is_truthy()? {
-            "{}".into_pyobject(py)?.into_any().unbind()
-        } else {
-            self.kinds.dumps.bind(py).call1((attributes,))?.call_method0("decode")?.unbind()
+        let handled_by = match &m[2] {
+            Scalar::Null => "".into_pyobject(py)?.into_any(),
+            v => v.to_py_value(py)?,
         };
-        let mut fields: Vec<Py<PyAny>> = Vec::with_capacity(36);
-        fields.push(at(0)?.unbind());
-        fields.push(key.into_pyobject(py)?.into_any().unbind());
-        fields.push(at(4)?.unbind());
-        fields.push(at(5)?.unbind());
-        fields.push(occurred.div_euclid(1000).into_pyobject(py)?.into_any().unbind());
-        fields.push(at(1)?.unbind());
-        fields.push(received.div_euclid(1000).into_pyobject(py)?.into_any().unbind());
-        fields.push(at(3)?.unbind());
-        fields.push(applied.experience_key.as_str().into_pyobject(py)?.into_any().unbind());
-        fields.push(journey_id.into_pyobject(py)?.into_any().unbind());
-        fields.push(PyList::new(py, names)?.into_any().unbind());
-        fields.push(text(at(6)?)?);
+        let currency = match &m[10] {
+            Scalar::Null => "".into_pyobject(py)?.into_any(),
+            v => v.to_py_value(py)?,
+        };
+        let mut fields: Vec<Bound<'_, PyAny>> = Vec::with_capacity(36);
+        fields.push(rec.event_id.as_str().into_pyobject(py)?.into_any());
+        fields.push(key.into_pyobject(py)?.into_any());
+        fields.push(rec.channel.as_str().into_pyobject(py)?.into_any());
+        fields.push(rec.event_type.as_str().into_pyobject(py)?.into_any());
+        fields.push(rec.occurred_ms.div_euclid(1000).into_pyobject(py)?.into_any());
+        fields.push(rec.occurred_ms.into_pyobject(py)?.into_any());
+        fields.push(rec.received_ms.div_euclid(1000).into_pyobject(py)?.into_any());
+        fields.push(rec.source.as_str().into_pyobject(py)?.into_any());
+        fields.push(applied.experience_key.as_str().into_pyobject(py)?.into_any());
+        fields.push(journey_id.into_pyobject(py)?.into_any());
+        fields.push(PyList::new(py, names)?.into_any());
+        fields.push(text(&rec.customer_id)?);
         for id in ids {
-            fields.push(id.unwrap_or_default().into_pyobject(py)?.into_any().unbind());
+            fields.push(id.into_pyobject(py)?.into_any());
         }
-        for i in 8..14 {
-            fields.push(text(at(i)?)?);
+        for id in &rec.context {
+            fields.push(text(id)?);
         }
-        fields.push(at(14)?.unbind()); // wait_seconds
-        fields.push(at(15)?.unbind()); // transfers
-        fields.push(text(at(16)?)?); // handled_by
+        fields.push(m[0].to_py_value(py)?); // wait_seconds
+        fields.push(m[1].to_py_value(py)?); // transfers
+        fields.push(handled_by);
         fields.push(resolved);
-        for i in 18..24 {
-            fields.push(at(i)?.unbind()); // csat nps ces rating sentiment amount
+        for v in &m[4..10] {
+            fields.push(v.to_py_value(py)?); // csat nps ces rating sentiment amount
         }
-        fields.push(text(at(24)?)?); // currency
-        fields.push(attributes);
-        fields.push(1i64.into_pyobject(py)?.into_any().unbind());
+        fields.push(currency);
+        fields.push(rec.attributes_json().into_pyobject(py)?.into_any());
+        fields.push(1i64.into_pyobject(py)?.into_any());
         self.new_tuple(py, &self.kinds.touchpoint_row, PyTuple::new(py, fields)?)
     }
 
-    fn apply(
-        &mut self,
-        py: Python<'_>,
-        state: &mut CustomerState,
-        rec: &Bound<'_, PyTuple>,
-        out: &mut Out,
-    ) -> PyResult<()> {
-        let view = RecordView::of(rec)?;
-        self.max_event_ms = self.max_event_ms.max(view.occurred_ms);
-        let hits = self.policy.classifier.classify(&view.event_type, &view.metrics);
-        let Some(applied) = state.apply(&view.fact(), hits, event_hash(&view.event_id), &self.policy) else {
+    fn apply(&mut self, py: Python<'_>, state: &mut CustomerState, rec: &Record, out: &mut Out) -> PyResult<()> {
+        self.max_event_ms = self.max_event_ms.max(rec.occurred_ms);
+        let metrics = metrics_of(rec);
+        let hits = self.policy.classifier.classify(&rec.event_type, &metrics);
+        let Some(applied) = state.apply(&fact(rec, &metrics), hits, event_hash(&rec.event_id), &self.policy) else {
             out.duplicates += 1;
             return Ok(());
         };
@@ -413,13 +342,13 @@ impl Stage {
             *out.signals.entry(self.policy.classifier.signals[s].name.clone()).or_default() += 1;
             let row = self.signal_row(
                 py,
-                &view.event_id,
+                &rec.event_id,
                 &key,
                 &applied.experience_key,
                 s,
-                &view.channel,
-                &view.event_type,
-                view.occurred_ms,
+                &rec.channel,
+                &rec.event_type,
+                rec.occurred_ms,
                 &journey_id,
             )?;
             out.rows[T_SIGNALS].push(row);
@@ -428,7 +357,7 @@ impl Stage {
             *out.opened.entry(JOURNEY_TYPES[jtype as usize]).or_default() += 1;
         }
         self.retro_rows(py, &key, &applied.retro, out)?;
-        self.retired_rows(py, state, &applied.retired, view.occurred_ms, out)?;
+        self.retired_rows(py, state, &applied.retired, rec.occurred_ms, out)?;
         Ok(())
     }
 
@@ -440,7 +369,7 @@ impl Stage {
         Ok(())
     }
 
-    fn forget(&mut self, py: Python<'_>, item: &ItemIn<'_>, now_ms: i64, out: &mut Out) -> PyResult<()> {
+    fn forget(&mut self, py: Python<'_>, item: &ItemData, now_ms: i64, out: &mut Out) -> PyResult<()> {
         let existed = self.data.remove(item.key.as_str()).is_some();
         self.scheduled.remove(&item.key);
         self.forwards.shift_remove(&item.key);
@@ -468,7 +397,7 @@ impl Stage {
         Ok(())
     }
 
-    fn pass_on(&mut self, py: Python<'_>, item: &ItemIn<'_>, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
+    fn pass_on(&mut self, py: Python<'_>, item: &ItemData, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
         if item.kind == "merge" {
             if item.target != target && item.target != item.key {
                 let to = item.target.clone();
@@ -478,22 +407,19 @@ impl Stage {
         }
         let record = match &item.record {
             Some(rec) => {
-                let mut fields: Vec<Bound<'_, PyAny>> = rec.iter().collect();
-                if let Some(last) = fields.last_mut() {
-                    *last = target.into_pyobject(py)?.into_any();
-                }
-                self.new_tuple(py, &self.kinds.record, PyTuple::new(py, fields)?)?
+                let moved = Record { key: target.to_string(), ..rec.clone() };
+                moved.to_py(py, self.kinds.tuple_new.bind(py), self.kinds.record.bind(py))?
             }
-            None => py.None(),
+            None => py.None().into_bound(py),
         };
         let fields = PyTuple::new(
             py,
             [
-                item.raw.get_item(0)?,
+                item.kind.as_str().into_pyobject(py)?.into_any(),
                 target.into_pyobject(py)?.into_any(),
-                record.into_bound(py),
-                item.raw.get_item(3)?,
-                item.raw.get_item(4)?,
+                record,
+                item.target.as_str().into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &item.blob).into_any(),
             ],
         )?;
         out.forward.push(self.new_tuple(py, &self.kinds.item, fields)?);
@@ -716,16 +642,85 @@ impl Stage {
         self.store(py, &key, codec::encode_state(&state), out)
     }
 
-    fn item<'py>(raw: Bound<'py, PyAny>) -> PyResult<ItemIn<'py>> {
+    fn item(raw: &Bound<'_, PyAny>) -> PyResult<ItemData> {
         let record = raw.get_item(2)?;
-        Ok(ItemIn {
+        Ok(ItemData {
             kind: raw.get_item(0)?.extract()?,
             key: raw.get_item(1)?.extract()?,
-            record: if record.is_none() { None } else { Some(record.cast_into::<PyTuple>()?) },
+            record: if record.is_none() { None } else { Some(Record::from_py(record.cast::<PyTuple>()?)?) },
             target: raw.get_item(3)?.extract()?,
             blob: raw.get_item(4)?.extract()?,
-            raw,
         })
+    }
+
+    /// Apply items in partition order; every state touched is written back once.
+    fn run(&mut self, py: Python<'_>, items: Vec<ItemData>, now_ms: i64, watermark: i64) -> PyResult<Out> {
+        let mut out = Out::default();
+        let mut touched: IndexMap<String, CustomerState> = IndexMap::new();
+        for item in items {
+            if let Some(rec) = &item.record {
+                out.received.push(rec.received_ms);
+            }
+            if item.kind == "forget" {
+                touched.shift_remove(&item.key);
+                self.forget(py, &item, now_ms, &mut out)?;
+                continue;
+            }
+            // None: touched already in this batch; else what the partition holds for the key.
+            let entry = if touched.contains_key(&item.key) { None } else { Some(self.load(py, &item.key)?) };
+            if let Some(Some(Entry::Forward { target, .. })) = &entry {
+                let target = target.clone();
+                self.pass_on(py, &item, &target, now_ms, &mut out)?;
+                continue;
+            }
+            if item.kind == "merge" {
+                if item.target != item.key {
+                    let state = match entry {
+                        None => touched.shift_remove(&item.key),
+                        Some(Some(Entry::State(s))) => Some(s),
+                        _ => None,
+                    };
+                    if let Some(state) = state {
+                        self.move_out(py, state, &item.target, now_ms, &mut out)?;
+                    }
+                    let (key, target) = (item.key.clone(), item.target.clone());
+                    self.store_forward(py, &key, &target, now_ms, &mut out)?;
+                }
+                continue;
+            }
+            if let Some(loaded) = entry {
+                let mut state = match loaded {
+                    Some(Entry::State(s)) => s,
+                    _ => CustomerState::new(&item.key),
+                };
+                // One version per batch: every row written for this key carries it.
+                state.version = (state.version + 1).max(now_ms);
+                touched.insert(item.key.clone(), state);
+            }
+            let Some(mut state) = touched.get_mut(&item.key).map(std::mem::take) else { continue };
+            if item.kind == "tp" {
+                if let Some(rec) = &item.record {
+                    self.apply(py, &mut state, rec, &mut out)?;
+                }
+            } else if item.kind == "state" {
+                let moved = codec::decode_entry(&item.blob).map_err(|e| {
+                    pyo3::exceptions::PyValueError::new_err(format!("a state moved to {} is damaged: {e}", item.key))
+                })?;
+                if let Entry::State(moved) = moved {
+                    let (retro, retired) = state.absorb(moved, &self.policy);
+                    let key = state.key.clone();
+                    self.retro_rows(py, &key, &retro, &mut out)?;
+                    self.retired_rows(py, &state, &retired, now_ms, &mut out)?;
+                }
+            }
+            if let Some(slot) = touched.get_mut(&item.key) {
+                *slot = state;
+            }
+        }
+        for (_, state) in touched {
+            self.finish(py, state, now_ms, watermark, &mut out)?;
+        }
+        Ok(out)
     }
 
     fn output<'py>(&self, py: Python<'py>, out: Out) -> PyResult<Bound<'py, PyTuple>> {
@@ -760,6 +755,7 @@ impl Stage {
                 out.seconds.into_pyobject(py)?.into_any(),
                 out.merges.into_pyobject(py)?.into_any(),
                 out.erased.into_pyobject(py)?.into_any(),
+                out.received.into_pyobject(py)?.into_any(),
             ],
         )
     }
@@ -770,7 +766,7 @@ impl Stage {
     /// `policy`: (rules JSON, {journey type: idle ms}, retention ms, window, lateness, half_life, anonymous_hold);
     /// `classes`: (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow, JourneyRow,
     /// IdentityOverrideRow, ErasureRow); `tables`: the six Table members in that row order;
-    /// `make_alert(key, instant, before, keys, signals, dimensions, lifetime, now_ms)`; `dumps`: orjson.dumps.
+    /// `make_alert(key, instant, before, keys, signals, dimensions, lifetime, now_ms)`.
     #[new]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -781,7 +777,6 @@ impl Stage {
         classes: &Bound<'_, PyTuple>,
         tables: &Bound<'_, PyTuple>,
         make_alert: Py<PyAny>,
-        dumps: Py<PyAny>,
     ) -> PyResult<Self> {
         let rules: Vec<u8> = policy.get_item(0)?.extract()?;
         let classifier = Classifier::from_json(&rules).map_err(pyo3::exceptions::PyValueError::new_err)?;
@@ -814,7 +809,6 @@ impl Stage {
             erasure_row: class(7)?,
             tables: [table(0)?, table(1)?, table(2)?, table(3)?, table(4)?, table(5)?],
             make_alert,
-            dumps,
         };
         Ok(Stage {
             partition,
@@ -890,7 +884,7 @@ impl Stage {
         Ok(())
     }
 
-    /// Apply items in partition order; every state touched is written back once.
+    /// Apply items (Python `Item`s) in partition order; every state touched is written back once.
     fn process<'py>(
         &mut self,
         py: Python<'py>,
@@ -898,69 +892,27 @@ impl Stage {
         now_ms: i64,
         watermark: i64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut out = Out::default();
-        let mut touched: IndexMap<String, CustomerState> = IndexMap::new();
-        for raw in items.iter() {
-            let item = Self::item(raw)?;
-            if item.kind == "forget" {
-                touched.shift_remove(&item.key);
-                self.forget(py, &item, now_ms, &mut out)?;
-                continue;
-            }
-            // None: touched already in this batch; else what the partition holds for the key.
-            let entry = if touched.contains_key(&item.key) { None } else { Some(self.load(py, &item.key)?) };
-            if let Some(Some(Entry::Forward { target, .. })) = &entry {
-                let target = target.clone();
-                self.pass_on(py, &item, &target, now_ms, &mut out)?;
-                continue;
-            }
-            if item.kind == "merge" {
-                if item.target != item.key {
-                    let state = match entry {
-                        None => touched.shift_remove(&item.key),
-                        Some(Some(Entry::State(s))) => Some(s),
-                        _ => None,
-                    };
-                    if let Some(state) = state {
-                        self.move_out(py, state, &item.target, now_ms, &mut out)?;
-                    }
-                    let (key, target) = (item.key.clone(), item.target.clone());
-                    self.store_forward(py, &key, &target, now_ms, &mut out)?;
-                }
-                continue;
-            }
-            if let Some(loaded) = entry {
-                let mut state = match loaded {
-                    Some(Entry::State(s)) => s,
-                    _ => CustomerState::new(&item.key),
-                };
-                // One version per batch: every row written for this key carries it.
-                state.version = (state.version + 1).max(now_ms);
-                touched.insert(item.key.clone(), state);
-            }
-            let Some(mut state) = touched.get_mut(&item.key).map(std::mem::take) else { continue };
-            if item.kind == "tp" {
-                if let Some(rec) = &item.record {
-                    self.apply(py, &mut state, rec, &mut out)?;
-                }
-            } else if item.kind == "state" {
-                let moved = codec::decode_entry(&item.blob).map_err(|e| {
-                    pyo3::exceptions::PyValueError::new_err(format!("a state moved to {} is damaged: {e}", item.key))
-                })?;
-                if let Entry::State(moved) = moved {
-                    let (retro, retired) = state.absorb(moved, &self.policy);
-                    let key = state.key.clone();
-                    self.retro_rows(py, &key, &retro, &mut out)?;
-                    self.retired_rows(py, &state, &retired, now_ms, &mut out)?;
-                }
-            }
-            if let Some(slot) = touched.get_mut(&item.key) {
-                *slot = state;
-            }
+        let items = items.iter().map(|raw| Self::item(&raw)).collect::<PyResult<Vec<_>>>()?;
+        let out = self.run(py, items, now_ms, watermark)?;
+        self.output(py, out)
+    }
+
+    /// `process` of the items in stitch messages as the topic carries them (`encode_items`), decoded here:
+    /// the records never become Python objects. ValueError for a message that is no list of items.
+    fn process_encoded<'py>(
+        &mut self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        now_ms: i64,
+        watermark: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut items = Vec::new();
+        for message in messages.iter() {
+            let data = message.cast::<PyBytes>()?;
+            record::decode_items(data.as_bytes(), &mut items)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("a stitch message is damaged: {e}")))?;
         }
-        for (_, state) in touched {
-            self.finish(py, state, now_ms, watermark, &mut out)?;
-        }
+        let out = self.run(py, items, now_ms, watermark)?;
         self.output(py, out)
     }
 

@@ -27,6 +27,7 @@ class Output:
     journey_seconds: list[tuple[str, float]] = field(default_factory=list)
     merges: int = 0
     erased: int = 0
+    received_ms: list[int] = field(default_factory=list)  # each touchpoint item's receive time, for the lag
 
     def add(self, row: tuple[object, ...]) -> None:
         """Collect a row for the table its class stands for (schemas.rows.ROWS_BY_TABLE)."""

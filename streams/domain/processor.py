@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import cx_core
-import orjson
 
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
@@ -103,9 +102,7 @@ class PartitionState:
         self.partition = partition
         self.policy = policy
         self.forward_ttl_ms = forward_ttl_ms
-        self._stage = cx_core.Stage(
-            partition, native_policy(policy), forward_ttl_ms, _CLASSES, _TABLES, _make_alert, orjson.dumps
-        )
+        self._stage = cx_core.Stage(partition, native_policy(policy), forward_ttl_ms, _CLASSES, _TABLES, _make_alert)
         self.data: Mapping[str, bytes] = StateView(self._stage)
 
     @property
@@ -132,13 +129,18 @@ class PartitionState:
         batch = items if isinstance(items, list) else list(items)
         return _output(self._stage.process(batch, now_ms, watermark))
 
+    def process_encoded(self, messages: list[bytes], now_ms: int, watermark: int) -> Output:
+        """`process` of the items of stitch messages as the topic carries them (`codec.encode_items`), decoded
+        by the core: the worker's path, on which records never become Python objects."""
+        return _output(self._stage.process_encoded(messages, now_ms, watermark))
+
     def expire(self, now_ms: int, watermark: int) -> Output:
         """Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards."""
         return _output(self._stage.expire(now_ms, watermark))
 
 
 def _output(parts: tuple[Any, ...]) -> Output:
-    rows, forward, alerts, changed, duplicates, signals, opened, closed, seconds, merges, erased = parts
+    rows, forward, alerts, changed, duplicates, signals, opened, closed, seconds, merges, erased, received = parts
     return Output(
         rows=rows,
         forward=forward,
@@ -151,4 +153,5 @@ def _output(parts: tuple[Any, ...]) -> Output:
         journey_seconds=seconds,
         merges=merges,
         erased=erased,
+        received_ms=received,
     )

@@ -19,7 +19,7 @@ from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, Fo
 from schemas.rows import ErasureRow, Table
 from schemas.settings import Settings
 from streams.domain.arbiter import Arbitration, arbitrate
-from streams.domain.codec import Item, decode_claims, decode_items, encode_items
+from streams.domain.codec import Item, decode_claims, encode_items
 from streams.domain.dead_letters import dead_letter_row
 from streams.domain.identity import IdentityGraph
 from streams.domain.ingest import Message, ingest_routed
@@ -215,15 +215,16 @@ class Pipeline:
     async def stitch_agent(self, stream: StreamT[bytes]) -> None:
         await self.started()
         async for events in stream.noack_take(64, 0.05):
-            by_partition: dict[int, list[Item]] = defaultdict(list)
+            by_partition: dict[int, list[bytes]] = defaultdict(list)
             for e in events:
-                by_partition[e.message.partition].extend(decode_items(e.value))
-            for p, items in by_partition.items():
+                by_partition[e.message.partition].append(e.value)
+            for p, messages in by_partition.items():
                 state = await self.store.ready(p)
                 now = self.now_ms()
-                out = state.process(items, now, self._watermark(state.max_event_ms, now))
+                # The messages' bytes go to the core as they are: it decodes the items itself.
+                out = state.process_encoded(messages, now, self._watermark(state.max_event_ms, now))
                 await self._hand_over(p, out)
-                self.flusher.add_received([it.record.received_ms for it in items if it.record is not None])
+                self.flusher.add_received(out.received_ms)
             self.flusher.add_ack(lambda events=events: self._ack(stream, events))
             await self.flusher.backpressure()
 

@@ -83,6 +83,8 @@ class PartitionState:
         out = Output()
         touched: dict[str, CustomerState] = {}
         for item in items:
+            if item.record is not None:
+                out.received_ms.append(item.record.received_ms)
             if item.kind == "forget":
                 touched.pop(item.key, None)
                 self._forget(item, now_ms, out)

@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from cxj.simulate import generate
+from schemas.rows import Table, TouchpointRow
+from streams.domain.codec import Item, encode_items
+from streams.domain.outputs import Output
+from streams.domain.processor import PartitionState
+from tests.factories import T0, touchpoint
 from tests.reference.processor import PartitionState as ReferenceState
 from tests.unit.streams.cluster import Cluster
 from tests.unit.test_simulate import config, policy, run_ingest
@@ -29,15 +38,27 @@ def _plain(out: Any) -> dict[str, Any]:
     return doc
 
 
+class EncodedState(PartitionState):
+    """The core fed as the worker feeds it: the stitch messages' bytes, decoded by the core."""
+
+    def process(self, items: Any, now_ms: int, watermark: int) -> Output:
+        items = list(items)
+        # Split across messages as deliveries come: the items of several messages, in order.
+        cut = len(items) // 2
+        messages = [encode_items(part) for part in (items[:cut], items[cut:]) if part]
+        return self.process_encoded(messages, now_ms, watermark)
+
+
+@pytest.mark.parametrize("core_class", [PartitionState, EncodedState], ids=["items", "encoded"])
 @pytest.mark.parametrize(("seed", "hold"), [(1, 0), (2, 30_000), (3, 30_000)])
-def test_the_core_gives_the_reference_models_outputs(seed: int, hold: int) -> None:
+def test_the_core_gives_the_reference_models_outputs(seed: int, hold: int, core_class: type[Any]) -> None:
     cfg = config(seed=seed, events=3000, customers=300, days=60.0, invalid_share=0.0)
     ingested = run_ingest(list(generate(cfg)), cfg).records
     records = [r._replace(key=r.customer_id or "~" + r.identifiers[0]) for r in ingested]
     p = policy(anonymous_hold=hold)
     runs = []
-    for state_class in (ReferenceState, None):
-        cluster = Cluster(p, partitions=4) if state_class is None else Cluster(p, partitions=4, state_class=state_class)
+    for state_class in (ReferenceState, core_class):
+        cluster = Cluster(p, partitions=4, state_class=state_class)
         cluster.feed(records)
         cluster.run(random.Random(seed))
         cluster.release(hold + 1)
@@ -50,3 +71,26 @@ def test_the_core_gives_the_reference_models_outputs(seed: int, hold: int) -> No
         assert _plain(mine) == _plain(theirs)
     assert [s.data for s in core.states] == [s.data for s in reference.states]
     assert sum(len(o.alerts) for o in core.outputs) > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(attributes=st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4),
+       wait=st.none() | st.integers(0, 10**6) | st.floats(0, 1e6), resolved=st.none() | st.booleans())  # fmt: skip
+def test_any_record_gives_the_reference_models_touchpoint_row_from_items_and_from_bytes(
+    attributes: dict[str, str], wait: Any, resolved: Any
+) -> None:
+    """Attributes of any text (quotes, controls, non-ASCII: orjson's escaping) and metrics of each type."""
+    event = touchpoint("contact_ended", channel="phone", identity={"customer_id": "C-1"},
+                       metrics={k: v for k, v in (("wait_seconds", wait), ("resolved", resolved)) if v is not None},
+                       attributes=attributes)  # fmt: skip
+    records = run_ingest([event], config(now=T0 + timedelta(hours=1))).records
+    assume(len(records) == 1)  # attributes the wire model refuses (an empty name, say) are a dead letter
+    [record] = records
+    item = Item("tp", "C-1", record._replace(key="C-1"))
+    p, now_ms = policy(), int((T0 + timedelta(hours=1)).timestamp() * 1000)
+    rows = []
+    for state in (ReferenceState(0, p), PartitionState(0, p), EncodedState(0, p)):
+        out = state.process([item], now_ms, now_ms)
+        rows.append([tuple(r) for r in out.rows[Table.TOUCHPOINTS]])
+    assert rows[0] == rows[1] == rows[2]
+    assert orjson.loads(rows[1][0][TouchpointRow._fields.index("attributes")]) == (record.attributes or {})
