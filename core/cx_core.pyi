@@ -18,6 +18,9 @@ PATTERNS: Final[tuple[str, str, str]]
 SIZE_LIMITS: Final[tuple[int, int, int]]
 
 def kafka_time_ms(timestamp_ms: int, now_ms: int) -> int: ...
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a record keyed `key`."""
+
 def native_block(
     rows: list[tuple[Any, ...]], columns: Sequence[tuple[str, str]], *, block_info: bool, custom_serialization: bool
 ) -> bytes:

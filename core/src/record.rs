@@ -385,6 +385,40 @@ pub fn partition_for(key: &str, partitions: u32) -> u32 {
     crc32fast::hash(key.as_bytes()) % partitions.max(1)
 }
 
+/// Kafka's murmur2 of a record key (the Java client's `Utils.murmur2`, aiokafka's `murmur2`).
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in chunks.by_ref() {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+/// The partition Kafka's default partitioner gives a keyed record: `(murmur2(key) & 0x7fffffff) % partitions`.
+#[pyfunction]
+pub fn kafka_partition(key: &[u8], partitions: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
 /// The key of an identifier nobody linked yet: `~anon:<id>`, `~phone:<hash>` …
 fn self_key(identifier: &str) -> String {
     format!("~{identifier}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
+from cx_core import kafka_partition
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -35,8 +35,6 @@ from streams.runtime.topics import ALERTS, CHANGELOG, CLAIMS, DLQ, LINKS, STITCH
 __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
-
-_PARTITIONER = DefaultPartitioner()
 
 
 @dataclass
@@ -377,13 +375,12 @@ class Pipeline:
         # One record batch per partition (a send per link took a third of a flush at 5,000 events/s),
         # in the partition Kafka's default partitioner gives the key, as for any keyed send.
         records: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
-        partitions = list(range(self.partitions))
         for link in links:
             key = link.identifier.encode()
-            records[_PARTITIONER(key, partitions, partitions)].append((key, link.model_dump_json().encode()))
+            records[kafka_partition(key, self.partitions)].append((key, link.model_dump_json().encode()))
         for identifier in unlinked:  # tombstones: compaction removes the identifier from the topic
             key = identifier.encode()
-            records[_PARTITIONER(key, partitions, partitions)].append((key, None))
+            records[kafka_partition(key, self.partitions)].append((key, None))
         futures: list[asyncio.Future[Any]] = []
         for p, batch in records.items():
             futures += await self.producer.send_many(LINKS, p, batch)

@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.partitioner import murmur2
+from cx_core import kafka_partition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from schemas.settings import Settings
@@ -261,3 +264,10 @@ async def test_an_arbiter_killed_mid_flush_still_merges_every_anonymous_state(tm
         replayed = MemorySender()
         await _arbitrate(_pipe(tmp_path / f"again{limit}", replayed, _graph(crashed)), claims)
         assert expected <= _merges(crashed.sent) | _merges(replayed.sent), f"killed after {limit} records"
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(max_size=40), partitions=st.integers(1, 64))
+def test_the_core_partitions_a_keyed_record_as_kafka_s_default_partitioner(key: bytes, partitions: int) -> None:
+    """Links go to the partition any Kafka client gives their key (aiokafka's murmur2 is the reference)."""
+    assert kafka_partition(key, partitions) == (murmur2(key) & 0x7FFFFFFF) % partitions
