@@ -2,6 +2,11 @@
 //! answered natively for ASCII; `None` means "ask Python" (non-ASCII text, whose answer depends on
 //! the Unicode database of the interpreter the pipeline runs in).
 
+use std::sync::LazyLock;
+
+use pyo3::prelude::*;
+use regex::Regex;
+
 /// `str.isspace` for one character: Unicode White_Space plus the ASCII information separators.
 pub fn py_isspace(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
@@ -57,6 +62,25 @@ pub fn ascii_is_junk(s: &str, blocklist: &std::collections::HashSet<String>) -> 
 /// `_NO_PII.fullmatch` for ASCII: no '@' and at most six digits, so no phone or e-mail can hide in it.
 pub fn ascii_has_no_pii(s: &str) -> Option<bool> {
     s.is_ascii().then(|| !s.contains('@') && s.bytes().filter(u8::is_ascii_digit).count() <= 6)
+}
+
+/// `streams.domain.pii._MAYBE_PII` (an '@', six decimal digits, or two digits one or two separators apart):
+/// a necessary condition for any of its redactions. `\d` is Unicode's Nd here as in Python's `re`; a digit
+/// of a Unicode release newer than Python's only makes the answer "maybe", never "no" where Python says yes.
+static MAYBE_PII: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"@|\d{6}|\d[ ().\-\x{a0}\x{2010}-\x{2015}\x{2212}\x{3000}\x{ff08}\x{ff09}\x{ff0d}\x{ff0e}]{1,2}\d")
+        .expect("pattern")
+});
+
+/// Whether text may hold a phone number or e-mail address `streams.domain.pii` would redact: false means
+/// `redact_text` (and `redact_label`) give it back unchanged. Text that is no UTF-8 (a lone surrogate from
+/// a JSON escape) is "maybe": Python decides.
+#[pyfunction]
+pub fn may_hold_pii(text: &Bound<'_, pyo3::types::PyString>) -> bool {
+    match text.to_str() {
+        Ok(s) => ascii_may_hold_pii(s).unwrap_or_else(|| MAYBE_PII.is_match(s)),
+        Err(_) => true,
+    }
 }
 
 /// Whether ASCII text may hold a phone number or e-mail address by `streams.domain.pii`'s rules: an '@',

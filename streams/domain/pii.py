@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Final
 
 import phonenumbers
+from cx_core import may_hold_pii
 
 __all__ = [
     "has_control",
@@ -146,7 +147,9 @@ _MAYBE_PII: Final = re.compile(rf"@|\d{{6}}|\d{_PHONE_SEP}{{1,2}}\d")
 
 def redact_text(text: str) -> str:
     """`redact` for free text (touchpoint attributes): feeders must not, but sometimes do, put PII there."""
-    if not _MAYBE_PII.search(text):  # most values: no digits run, no '@'
+    # Most values hold no digit run and no '@': the core says so at memory speed (Python's `re` took 4 ms
+    # for the 70 KB of a transcript stuffed in a touchpoint).
+    if not may_hold_pii(text):
         return text
     return _redact(text)
 
@@ -223,7 +226,7 @@ def redact_label(text: str, region: str) -> str:
     Stricter about digits than `redact_text`: a bare run of digits is a phone only by `phone_in_id`'s rule,
     so version numbers and counters in a label stay readable.
     """
-    if not _MAYBE_PII.search(text):
+    if not may_hold_pii(text):
         return text
     if "@" in text:
         text = _redact_emails(text)

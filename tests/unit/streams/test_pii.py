@@ -7,8 +7,21 @@ import hmac
 import re
 
 import pytest
+from cx_core import may_hold_pii
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.domain.pii import hash_pii, is_junk, normalize_email, normalize_phone, redact, redact_text
+from streams.domain.pii import (
+    _MAYBE_PII,
+    _redact,
+    hash_pii,
+    is_junk,
+    normalize_email,
+    normalize_phone,
+    redact,
+    redact_label,
+    redact_text,
+)
 from tests.factories import SECRET
 
 BLOCKLIST = frozenset({"null", "undefined", "-1", "n/a"})
@@ -178,3 +191,18 @@ def test_attributes_never_carry_raw_phone_or_email_into_records() -> None:
 
     rec = record(attributes={"note": "cb +86 138 0013 8000 / jane@example.com", "tier": "gold"})
     assert rec.attributes == {"note": "cb <phone> / <email>", "tier": "gold"}
+
+
+# Text of the characters the patterns turn on: digits of several scripts, separators, '@', letters, escapes.
+_PII_ALPHABET = st.sampled_from([*"0123456789", "\uff11", "\u0663", "\u096a", *" ().-+_:@\\", "\u00a0", "\u2013",
+                                 "\u3000", "\uff0d", *"abcxyzABC", "é", "电", "\n", "u", "\ud800"])  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.text(_PII_ALPHABET, max_size=40) | st.text(max_size=40))
+def test_the_core_s_prefilter_never_skips_text_with_pii_in_it(text: str) -> None:
+    """`may_hold_pii` False means no redaction would change the text (so redact_text may skip the patterns)."""
+    if not may_hold_pii(text):
+        assert _redact(text) == text
+        assert redact_label(text, "CN") == text
+        assert _MAYBE_PII.search(text) is None or text.isascii()
