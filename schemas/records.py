@@ -95,7 +95,7 @@ class DeadLetter(NamedTuple):
     topic: str
     partition: int
     offset: int
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, which no caller uses
     reason: RejectReason
     detail: str
     raw: bytes

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Final, NamedTuple
 
 __all__ = [
+    "COLUMNS",
     "ROWS_BY_TABLE",
     "TABLE_OF_ROW",
     "AlertRow",
@@ -206,3 +207,5 @@ ROWS_BY_TABLE: Final[dict[Table, type[tuple[object, ...]]]] = {
     Table.ERASURES: ErasureRow,
 }
 TABLE_OF_ROW: Final[dict[type[tuple[object, ...]], Table]] = {row: table for table, row in ROWS_BY_TABLE.items()}
+# Each table's insert columns: its row class's fields, in order.
+COLUMNS: Final[dict[str, tuple[str, ...]]] = {str(t): row._fields for t, row in ROWS_BY_TABLE.items()}  # type: ignore[attr-defined]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from schemas.errors import SinkError, SinkUnavailable
-from schemas.rows import ROWS_BY_TABLE, DeadLetterRow, Table
+from schemas.rows import COLUMNS, DeadLetterRow, Table
 from sinks.clickhouse import ClickHouse
 from streams.domain.dead_letters import bare_dead_letter, refused_row
 
@@ -24,10 +24,14 @@ class _Labelled(Protocol):
 class SinkMetrics(Protocol):
     """The counters the writer keeps (the worker's Prometheus bundle has them: streams/runtime/metrics.py)."""
 
-    sink_rows: _Labelled
-    sink_batch_seconds: _Labelled
-    sink_errors: _Labelled
-    sink_rejected_rows: _Labelled
+    @property
+    def sink_rows(self) -> _Labelled: ...
+    @property
+    def sink_batch_seconds(self) -> _Labelled: ...
+    @property
+    def sink_errors(self) -> _Labelled: ...
+    @property
+    def sink_rejected_rows(self) -> _Labelled: ...
 
 
 log = logging.getLogger(__name__)
@@ -62,7 +66,7 @@ class Batch:
         bucket.extend(rows)
         self.count += len(bucket) - before
 
-    def extend(self, by_table: dict[str, list[tuple[Any, ...]]]) -> None:
+    def extend(self, by_table: Mapping[Any, Sequence[tuple[Any, ...]]]) -> None:  # keys: Table or str
         for table, rows in by_table.items():
             self.add(table, rows)
 
@@ -168,7 +172,7 @@ class ClickHouseWriter:
             rows = self._new_dead_letters(rows)
             if not rows:
                 return 0
-        columns = ROWS_BY_TABLE[table]._fields
+        columns = COLUMNS[table]
         started = self._clock()
         n = self.ch.insert(table, columns, rows)
         if self.metrics is not None:

@@ -18,6 +18,7 @@ import resource
 import sys
 import threading
 import time
+from typing import Any
 
 import orjson
 from quixstreams import Application
@@ -40,7 +41,7 @@ def main(bootstrap: str, topic: str, expected: int, state_dir: str, group: str) 
     )
     seen = {"events": 0, "first": 0.0, "last": 0.0, "cpu_first": 0.0}
 
-    def explode(value: bytes) -> list[dict | None]:
+    def explode(value: bytes) -> list[dict[str, Any] | None]:
         if not seen["first"]:
             seen["first"], seen["cpu_first"] = time.monotonic(), _cpu()
         try:
@@ -51,7 +52,7 @@ def main(bootstrap: str, topic: str, expected: int, state_dir: str, group: str) 
             return doc["events"]
         return [doc]
 
-    def count(event: dict | None, state: object) -> None:
+    def count(event: dict[str, Any] | None, state: object) -> None:
         seen["events"] += 1
         seen["last"] = time.monotonic()
         identity = event.get("identity") if isinstance(event, dict) else None

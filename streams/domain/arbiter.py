@@ -63,16 +63,16 @@ def arbitrate(
             )
         for old, new in outcome.merges:
             out.merges.setdefault(partition_for(old, partitions), []).append(Item("merge", old, None, new))
-        for c in outcome.conflicts:
-            out.conflicts[c.reason] += 1
+        for k in outcome.conflicts:
+            out.conflicts[k.reason] += 1
             out.conflict_rows.append(
                 IdentityConflictRow(
-                    identifier=c.identifier,
-                    existing_key=c.existing_key,
-                    claimed_key=c.claimed_key,
-                    reason=c.reason,
-                    event_id=c.event_id,
-                    occurred_at=c.occurred_ms // 1000,
+                    identifier=k.identifier,
+                    existing_key=k.existing_key,
+                    claimed_key=k.claimed_key,
+                    reason=k.reason,
+                    event_id=k.event_id,
+                    occurred_at=k.occurred_ms // 1000,
                     detected_at=now_ms // 1000,
                 )
             )

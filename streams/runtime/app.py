@@ -31,7 +31,7 @@ def _patch_fetch_wait() -> None:
 def create_app(settings: Settings) -> faust.App:
     """A Faust app on the configured broker; topics are created by `cxj init`, never here."""
     _patch_fetch_wait()
-    credentials = None
+    credentials: faust.SASLCredentials | faust.SSLCredentials | None = None
     opts = settings.kafka_client_options()
     context = settings.kafka_ssl_context()
     if settings.kafka_security_protocol.startswith("SASL"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +73,7 @@ class Flusher:
 
     # --- producers of work ---------------------------------------------------------------------
 
-    def add_rows(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    def add_rows(self, rows: Mapping[Any, Sequence[tuple[Any, ...]]]) -> None:
         self.pending.batch.extend(rows)
         if self.pending.batch.count >= self.max_rows:
             self._wake.set()

@@ -19,6 +19,10 @@ Headers = Sequence[tuple[str, bytes]]
 class Sender(Protocol):
     """What agents need from a producer; tests hand in an in-memory one."""
 
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
     async def send(
         self,
         topic: str,
