@@ -1,6 +1,6 @@
 """Typed interface of the native core (core/src): what Python calls, once per batch."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, Final
 
@@ -24,8 +24,21 @@ def kafka_partition(key: bytes, partitions: int) -> int:
 def may_hold_pii(text: str) -> bool:
     """False: `streams.domain.pii.redact_text` gives `text` back unchanged (no '@', no phone-like digit run)."""
 
+class Rows:
+    """A table's rows made by the core: a sequence of the table's row tuples, serialized by `native_block`."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+    def __iter__(self) -> Iterator[tuple[Any, ...]]: ...
+    def tuples(self) -> list[tuple[Any, ...]]: ...
+
 def native_block(
-    rows: list[tuple[Any, ...]], columns: Sequence[tuple[str, str]], *, block_info: bool, custom_serialization: bool
+    rows: list[tuple[Any, ...]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    block_info: bool,
+    custom_serialization: bool,
+    chunks: Sequence[Rows] | None = None,
 ) -> bytes:
     """ClickHouse's Native block of `rows` for `columns` (name, type). ValueError: a value its column cannot
     hold; NotImplementedError: a type the core does not write (String, (U)IntN, FloatN, DateTime, Enum8,

@@ -13,7 +13,7 @@ from clickhouse_driver.block import ColumnOrientedBlock
 from clickhouse_driver.protocol import ClientPacketTypes
 from clickhouse_driver.varint import write_varint
 from clickhouse_driver.writer import write_binary_str
-from cx_core import native_block
+from cx_core import Rows, native_block
 
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.settings import ClickHouseDSN
@@ -86,24 +86,27 @@ class ClickHouse:
             self._client.disconnect()
             raise SinkError(f"ClickHouse client error: {exc}") from exc
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
-        """Insert `rows` (tuples in `columns` order) into `<db>.<table>`: the block is serialized by the core
-        (cx_core.native_block) and sent over the driver's connection; a column type the core does not
-        write leaves that insert to the driver, columnar."""
-        if not rows:
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], chunks: Sequence[Rows] = ()
+    ) -> int:
+        """Insert `rows` (tuples in `columns` order), then the rows of `chunks` (made by the core), into
+        `<db>.<table>`: one block serialized by the core (cx_core.native_block) and sent over the driver's
+        connection; a column type the core does not write leaves that insert to the driver, columnar."""
+        n = len(rows) + sum(len(c) for c in chunks)
+        if not n:
             return 0
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
         try:
             with self._translated():
-                self._insert_native(sql, rows if isinstance(rows, list) else list(rows))
+                self._insert_native(sql, rows if isinstance(rows, list) else list(rows), list(chunks))
         except (struct.error, TypeError, ValueError, OverflowError, UnicodeError) as exc:
             # A value does not fit its column (e.g. a DateTime beyond 2106): the data's fault, not the
             # server's; the half-sent insert leaves the connection unusable.
             self._client.disconnect()
             raise SinkError(f"a value does not fit its column in {table}: {exc}") from exc
-        return len(rows)
+        return n
 
-    def _insert_native(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_native(self, sql: str, rows: list[tuple[Any, ...]], chunks: list[Rows]) -> None:
         """clickhouse-driver's insert (Client.process_insert_query) with the data block written by the core."""
         client = self._client
         with client.disconnect_on_error(sql, None):
@@ -118,10 +121,12 @@ class ClickHouse:
                     sample.columns_with_types,
                     block_info=revision >= defines.DBMS_MIN_REVISION_WITH_BLOCK_INFO,
                     custom_serialization=revision >= defines.DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION,
+                    chunks=chunks,
                 )
             except NotImplementedError:
                 # A type the core does not write: the driver serializes this insert, on the same query.
-                client.send_data(sample, to_columns(rows, len(sample.columns_with_types)), columnar=True)
+                every = [*rows, *(row for chunk in chunks for row in chunk)]
+                client.send_data(sample, to_columns(every, len(sample.columns_with_types)), columnar=True)
                 client.receive_end_of_insert_query()
                 return
             write_varint(ClientPacketTypes.DATA, conn.fout)

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from cx_core import Rows
+
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import COLUMNS, DeadLetterRow, Table
 from sinks.clickhouse import ClickHouse
@@ -55,12 +57,18 @@ TABLE_ORDER: Final = (
 
 @dataclass(slots=True)
 class Batch:
-    """Rows waiting for one flush, by table."""
+    """Rows waiting for one flush, by table: Python row tuples, and the core's `Rows` (kept as they are)."""
 
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     count: int = 0
+    chunks: dict[str, list[Rows]] = field(default_factory=dict)
 
     def add(self, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        if isinstance(rows, Rows):
+            if len(rows):
+                self.chunks.setdefault(table, []).append(rows)
+                self.count += len(rows)
+            return
         bucket = self.rows.setdefault(table, [])
         before = len(bucket)
         bucket.extend(rows)
@@ -69,6 +77,9 @@ class Batch:
     def extend(self, by_table: Mapping[Any, Sequence[tuple[Any, ...]]]) -> None:  # keys: Table or str
         for table, rows in by_table.items():
             self.add(table, rows)
+
+    def tables(self) -> list[str]:
+        return sorted({*self.rows, *self.chunks}, key=_order)
 
 
 class ClickHouseWriter:
@@ -109,23 +120,25 @@ class ClickHouseWriter:
         """Insert every table of the batch; returns rows written by table. Blocking: run in a thread."""
         written: dict[str, int] = {}
         refused: list[DeadLetterRow] = []
-        for table in sorted(batch.rows, key=_order):
-            rows = batch.rows[table]
-            if rows:
+        for table in batch.tables():
+            rows, chunks = batch.rows.get(table, []), batch.chunks.get(table, [])
+            if rows or chunks:
                 # A refused dead letter cannot become a dead letter of itself: it is reduced instead.
-                written[table] = self._retrying(table, rows, refused if table != DEAD_LETTERS else None)
+                written[table] = self._retrying(table, rows, chunks, refused if table != DEAD_LETTERS else None)
         if refused:
             # Stored after every table, as dead letters of their own; a dead letter refused in turn is
             # reduced to its reason (never a loop: those rows are not isolated again).
-            stored = self._retrying(DEAD_LETTERS, refused, None)
+            stored = self._retrying(DEAD_LETTERS, refused, [], None)
             written[DEAD_LETTERS] = written.get(DEAD_LETTERS, 0) + stored
         return written
 
-    def _retrying(self, table: str, rows: Sequence[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
+    def _retrying(
+        self, table: str, rows: Sequence[tuple[Any, ...]], chunks: Sequence[Rows], refused: list[DeadLetterRow] | None
+    ) -> int:
         backoff = 0.5
         while True:
             try:
-                return self._isolating(table, rows, refused)
+                return self._isolating(table, rows, chunks, refused)
             except SinkUnavailable:
                 self.failures += 1
                 if self.metrics is not None:
@@ -135,18 +148,28 @@ class ClickHouseWriter:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
 
-    def _isolating(self, table: str, rows: Sequence[tuple[Any, ...]], refused: list[DeadLetterRow] | None) -> int:
-        """Insert `rows`; on a refusal that is not an outage, insert each half on its own, down to one row."""
+    def _isolating(
+        self,
+        table: str,
+        rows: Sequence[tuple[Any, ...]],
+        chunks: Sequence[Rows],
+        refused: list[DeadLetterRow] | None,
+    ) -> int:
+        """Insert `rows` (and the core's `chunks`); on a refusal that is not an outage, insert each half on its
+        own, down to one row (the core's rows become row tuples for that: a refusal is rare)."""
         try:
-            return self._insert(table, rows)
+            return self._insert(table, rows, chunks)
         except SinkUnavailable:
             raise
         except SinkError as exc:
-            if len(rows) > 1:
-                log.warning("ClickHouse refused %d rows of %s (%s); isolating the bad ones", len(rows), table, exc)
-                mid = len(rows) // 2
-                return self._isolating(table, rows[:mid], refused) + self._isolating(table, rows[mid:], refused)
-            return self._refused(table, rows[0], str(exc), refused)
+            every = [*rows, *(row for chunk in chunks for row in chunk)]
+            if len(every) > 1:
+                log.warning("ClickHouse refused %d rows of %s (%s); isolating the bad ones", len(every), table, exc)
+                mid = len(every) // 2
+                return self._isolating(table, every[:mid], [], refused) + self._isolating(
+                    table, every[mid:], [], refused
+                )
+            return self._refused(table, every[0], str(exc), refused)
 
     def _refused(self, table: str, row: tuple[Any, ...], error: str, refused: list[DeadLetterRow] | None) -> int:
         """Count a refused row and keep it as a dead letter; returns the rows this stored at once."""
@@ -167,14 +190,15 @@ class ClickHouseWriter:
             log.exception("ClickHouse refused even the bare dead letter; it is counted, not stored")
             return 0
 
-    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], chunks: Sequence[Rows] = ()) -> int:
         if table == DEAD_LETTERS:
-            rows = self._new_dead_letters(rows)
+            rows = self._new_dead_letters([*rows, *(row for chunk in chunks for row in chunk)])
+            chunks = ()
             if not rows:
                 return 0
         columns = COLUMNS[table]
         started = self._clock()
-        n = self.ch.insert(table, columns, rows)
+        n = self.ch.insert(table, columns, rows, chunks) if chunks else self.ch.insert(table, columns, rows)
         if self.metrics is not None:
             self.metrics.sink_batch_seconds.labels(table).observe(self._clock() - started)
             self.metrics.sink_rows.labels(table).inc(n)

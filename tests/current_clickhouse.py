@@ -81,11 +81,14 @@ class ChdbClickHouse:
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         return self.execute(sql.replace("{db}", self.database), params)
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> int:
-        """`<db>.<table>` gets `rows` (tuples in `columns` order), as `ClickHouse.insert` does."""
-        if rows:
-            self.execute(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", list(rows))
-        return len(rows)
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], chunks: Sequence[Any] = ()
+    ) -> int:
+        """`<db>.<table>` gets `rows` (tuples in `columns` order) and the core's `chunks`, as `ClickHouse.insert`."""
+        every = [*rows, *(row for chunk in chunks for row in chunk)]
+        if every:
+            self.execute(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", every)
+        return len(every)
 
 
 # --- rows ---------------------------------------------------------------------------------------

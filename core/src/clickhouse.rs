@@ -11,6 +11,8 @@ use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
+use crate::rows::{Cell, RowBuf, Rows};
+
 /// A column type the core writes; anything else is `Unsupported` and the driver writes that insert.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ColumnType {
@@ -114,14 +116,72 @@ fn bad(what: &str, err: impl std::fmt::Display) -> Fault {
     Fault::Bad(format!("{what}: {err}"))
 }
 
-/// One column's data for `values` (None = the type's default, under a Nullable's null).
-fn write_values(ty: &ColumnType, values: &[Option<Bound<'_, PyAny>>], out: &mut Vec<u8>) -> Result<(), Fault> {
+/// A value to write: a Python object, a cell of core-made rows, an element of a cell's list, or the type's
+/// default (under a Nullable's null).
+#[derive(Clone)]
+enum V<'a, 'py> {
+    Default,
+    Py(Bound<'py, PyAny>),
+    Cell(&'a Cell),
+    Text(&'a str),
+}
+
+impl V<'_, '_> {
+    fn is_null(&self) -> bool {
+        match self {
+            V::Py(v) => v.is_none(),
+            V::Cell(c) => matches!(c, Cell::Null),
+            _ => false,
+        }
+    }
+
+    fn kind(&self) -> String {
+        match self {
+            V::Py(v) => type_name(v),
+            V::Cell(c) => format!("{c:?}").split('(').next().unwrap_or("value").to_lowercase(),
+            V::Text(_) => "str".into(),
+            V::Default => "default".into(),
+        }
+    }
+}
+
+fn int_value(v: &V<'_, '_>, what: &str, min: i128, max: i128) -> Result<i128, Fault> {
+    let n = match v {
+        V::Default => 0,
+        V::Py(v) => return integer(v, what, min, max),
+        V::Cell(Cell::Int(i)) => *i as i128,
+        V::Cell(Cell::UInt(u)) => *u as i128,
+        V::Cell(Cell::Bool(b)) => i128::from(*b),
+        other => return Err(bad(what, format!("a {} is no integer", other.kind()))),
+    };
+    if n < min || n > max {
+        return Err(bad(what, format!("out of range {min}..{max}")));
+    }
+    Ok(n)
+}
+
+fn float_value(v: &V<'_, '_>, what: &str) -> Result<f64, Fault> {
+    match v {
+        V::Default => Ok(0.0),
+        V::Py(v) => v.extract::<f64>().map_err(|e| bad(what, e)),
+        V::Cell(Cell::Float(f)) => Ok(*f),
+        V::Cell(Cell::Int(i)) => Ok(*i as f64),
+        V::Cell(Cell::UInt(u)) => Ok(*u as f64),
+        V::Cell(Cell::Bool(b)) => Ok(f64::from(u8::from(*b))),
+        other => Err(bad(what, format!("a {} is no number", other.kind()))),
+    }
+}
+
+/// One column's data for `values`.
+fn write_values(ty: &ColumnType, values: &[V<'_, '_>], out: &mut Vec<u8>) -> Result<(), Fault> {
     match ty {
         ColumnType::Str => {
             for v in values {
                 match v {
-                    None => out.push(0),
-                    Some(v) => {
+                    V::Default => out.push(0),
+                    V::Text(s) => string(out, s.as_bytes()),
+                    V::Cell(Cell::Str(s)) => string(out, s.as_bytes()),
+                    V::Py(v) => {
                         if let Ok(s) = v.cast::<PyString>() {
                             string(out, s.to_str().map_err(|e| bad("String", e))?.as_bytes());
                         } else if let Ok(b) = v.cast::<PyBytes>() {
@@ -130,6 +190,7 @@ fn write_values(ty: &ColumnType, values: &[Option<Bound<'_, PyAny>>], out: &mut 
                             return Err(bad("String", format!("a {} is no string", type_name(v))));
                         }
                     }
+                    other => return Err(bad("String", format!("a {} is no string", other.kind()))),
                 }
             }
         }
@@ -139,20 +200,15 @@ fn write_values(ty: &ColumnType, values: &[Option<Bound<'_, PyAny>>], out: &mut 
                 ColumnType::UInt(_) => ("UInt", 0i128, (1i128 << bits) - 1),
                 _ => ("Int", -(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1),
             };
+            let what = format!("{name}{bits}");
             for v in values {
-                let n = match v {
-                    None => 0,
-                    Some(v) => integer(v, &format!("{name}{bits}"), min, max)?,
-                };
+                let n = int_value(v, &what, min, max)?;
                 out.extend_from_slice(&n.to_le_bytes()[..*width as usize]);
             }
         }
         ColumnType::Float32 => {
             for v in values {
-                let f = match v {
-                    None => 0.0,
-                    Some(v) => v.extract::<f64>().map_err(|e| bad("Float32", e))?,
-                };
+                let f = float_value(v, "Float32")?;
                 let g = f as f32;
                 if f.is_finite() && !g.is_finite() {
                     return Err(bad("Float32", "out of range"));
@@ -162,48 +218,45 @@ fn write_values(ty: &ColumnType, values: &[Option<Bound<'_, PyAny>>], out: &mut 
         }
         ColumnType::Float64 => {
             for v in values {
-                let f = match v {
-                    None => 0.0,
-                    Some(v) => v.extract::<f64>().map_err(|e| bad("Float64", e))?,
-                };
-                out.extend_from_slice(&f.to_le_bytes());
+                out.extend_from_slice(&float_value(v, "Float64")?.to_le_bytes());
             }
         }
         ColumnType::DateTime => {
             for v in values {
-                let n = match v {
-                    None => 0,
-                    Some(v) => {
-                        if !v.is_instance_of::<pyo3::types::PyInt>() {
-                            // Datetime objects need the driver's time-zone rules: it writes this insert.
-                            return Err(Fault::Unsupported(format!("DateTime from a {}", type_name(v))));
-                        }
-                        integer(v, "DateTime", 0, u32::MAX as i128)?
+                if let V::Py(p) = v {
+                    if !p.is_instance_of::<pyo3::types::PyInt>() {
+                        // Datetime objects need the driver's time-zone rules: it writes this insert.
+                        return Err(Fault::Unsupported(format!("DateTime from a {}", type_name(p))));
                     }
-                };
+                }
+                let n = int_value(v, "DateTime", 0, u32::MAX as i128)?;
                 out.extend_from_slice(&(n as u32).to_le_bytes());
             }
         }
         ColumnType::Enum8(names) => {
             for v in values {
+                let by_name = |s: &str| {
+                    names
+                        .iter()
+                        .find(|(n, _)| n == s)
+                        .map(|(_, c)| *c)
+                        .ok_or_else(|| bad("Enum8", "a name the enum does not have"))
+                };
+                let by_code = |c: i128| {
+                    i8::try_from(c)
+                        .ok()
+                        .filter(|c| names.iter().any(|(_, k)| k == c))
+                        .ok_or_else(|| bad("Enum8", "a code the enum does not have"))
+                };
                 let code = match v {
-                    None => names.first().map_or(0, |(_, c)| *c),
-                    Some(v) => {
-                        if let Ok(s) = v.cast::<PyString>() {
-                            let s = s.to_str().map_err(|e| bad("Enum8", e))?;
-                            names
-                                .iter()
-                                .find(|(n, _)| n == s)
-                                .map(|(_, c)| *c)
-                                .ok_or_else(|| bad("Enum8", "a name the enum does not have"))?
-                        } else {
-                            let c = v.extract::<i8>().map_err(|e| bad("Enum8", e))?;
-                            if !names.iter().any(|(_, k)| *k == c) {
-                                return Err(bad("Enum8", "a code the enum does not have"));
-                            }
-                            c
-                        }
-                    }
+                    V::Default => names.first().map_or(0, |(_, c)| *c),
+                    V::Text(s) => by_name(s)?,
+                    V::Cell(Cell::Str(s)) => by_name(s)?,
+                    V::Py(p) => match p.cast::<PyString>() {
+                        Ok(s) => by_name(s.to_str().map_err(|e| bad("Enum8", e))?)?,
+                        Err(_) => by_code(p.extract::<i64>().map_err(|e| bad("Enum8", e))? as i128)?,
+                    },
+                    other => by_code(int_value(other, "Enum8", i8::MIN as i128, i8::MAX as i128)?)?,
                 };
                 out.push(code as u8);
             }
@@ -211,28 +264,31 @@ fn write_values(ty: &ColumnType, values: &[Option<Bound<'_, PyAny>>], out: &mut 
         ColumnType::Nullable(inner) => {
             let mut nested = Vec::with_capacity(values.len());
             for v in values {
-                let v = v.as_ref().filter(|v| !v.is_none());
-                out.push(v.is_none() as u8);
-                nested.push(v.cloned());
+                let null = v.is_null();
+                out.push(u8::from(null));
+                nested.push(if null { V::Default } else { v.clone() });
             }
             write_values(inner, &nested, out)?;
         }
         ColumnType::Array(inner) => {
             let mut nested = Vec::new();
-            let mut end = 0u64;
             for v in values {
-                if let Some(v) = v {
-                    let items = if let Ok(list) = v.cast::<PyList>() {
-                        list.iter().collect::<Vec<_>>()
-                    } else if let Ok(tuple) = v.cast::<PyTuple>() {
-                        tuple.iter().collect::<Vec<_>>()
-                    } else {
-                        return Err(bad("Array", format!("a {} is no list", type_name(v))));
-                    };
-                    end += items.len() as u64;
-                    nested.extend(items.into_iter().map(Some));
+                match v {
+                    V::Default => {}
+                    V::Cell(Cell::Strs(items)) => nested.extend(items.iter().map(|s| V::Text(s))),
+                    V::Py(p) => {
+                        if let Ok(list) = p.cast::<PyList>() {
+                            nested.extend(list.iter().map(V::Py));
+                        } else if let Ok(tuple) = p.cast::<PyTuple>() {
+                            nested.extend(tuple.iter().map(V::Py));
+                        } else {
+                            return Err(bad("Array", format!("a {} is no list", type_name(p))));
+                        }
+                    }
+                    other => return Err(bad("Array", format!("a {} is no list", other.kind()))),
                 }
-                out.extend_from_slice(&end.to_le_bytes());
+                // Each row's end offset into the elements of every row.
+                out.extend_from_slice(&(nested.len() as u64).to_le_bytes());
             }
             write_values(inner, &nested, out)?;
         }
@@ -261,11 +317,12 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
     v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "value".to_owned())
 }
 
-/// The block of `rows` (tuples in `columns` order) for `columns` (name, ClickHouse type), as the
-/// native protocol sends it when `block_info` / `custom_serialization` (server revisions 51903 / 54454),
-/// or the standalone Native format without both.
+/// The block of `rows` (tuples in `columns` order) followed by the rows of `chunks` (made by the core), for
+/// `columns` (name, ClickHouse type), as the native protocol sends it when `block_info` /
+/// `custom_serialization` (server revisions 51903 / 54454), or the standalone Native format without both.
 pub fn block(
     rows: &[Bound<'_, PyTuple>],
+    chunks: &[&RowBuf],
     columns: &[(String, String)],
     block_info: bool,
     custom_serialization: bool,
@@ -276,14 +333,20 @@ pub fn block(
             return Err(Fault::Bad(format!("row {n} has {} values for {} columns", row.len(), columns.len())));
         }
     }
-    let mut out = Vec::with_capacity(64 + rows.len() * columns.len() * 12);
+    for chunk in chunks {
+        if !chunk.is_empty() && chunk.width != columns.len() {
+            return Err(Fault::Bad(format!("rows of {} values for {} columns", chunk.width, columns.len())));
+        }
+    }
+    let total = rows.len() + chunks.iter().map(|c| c.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(64 + total * columns.len() * 12);
     if block_info {
         // field 1 is_overflows = 0, field 2 bucket_num = -1, end of fields
         out.extend_from_slice(&[1, 0, 2, 0xff, 0xff, 0xff, 0xff, 0]);
     }
     varint(&mut out, columns.len() as u64);
-    varint(&mut out, rows.len() as u64);
-    let mut values: Vec<Option<Bound<'_, PyAny>>> = Vec::with_capacity(rows.len());
+    varint(&mut out, total as u64);
+    let mut values: Vec<V<'_, '_>> = Vec::with_capacity(total);
     for (c, ((name, type_text), ty)) in columns.iter().zip(&types).enumerate() {
         string(&mut out, name.as_bytes());
         string(&mut out, type_text.as_bytes());
@@ -292,7 +355,10 @@ pub fn block(
         }
         values.clear();
         // Width checked above: every row has column c.
-        values.extend(rows.iter().map(|row| row.get_item(c).ok()));
+        values.extend(rows.iter().map(|row| row.get_item(c).map_or(V::Default, V::Py)));
+        for chunk in chunks {
+            values.extend((0..chunk.len()).map(|n| V::Cell(&chunk.row(n)[c])));
+        }
         write_values(ty, &values, &mut out).map_err(|f| match f {
             Fault::Bad(why) => Fault::Bad(format!("column {name} ({type_text}): {why}")),
             other => other,
@@ -301,23 +367,26 @@ pub fn block(
     Ok(out)
 }
 
-/// `native_block(rows, columns, *, block_info, custom_serialization) -> bytes`: ValueError for a value its
-/// column cannot hold (or a row of the wrong width), TypeError for rows that are no tuples,
+/// `native_block(rows, columns, *, block_info, custom_serialization, chunks=[]) -> bytes`: ValueError for a
+/// value its column cannot hold (or a row of the wrong width), TypeError for rows that are no tuples,
 /// NotImplementedError for a type the core does not write (the caller lets the driver write it).
 #[pyfunction]
-#[pyo3(signature = (rows, columns, *, block_info, custom_serialization))]
+#[pyo3(signature = (rows, columns, *, block_info, custom_serialization, chunks = None))]
 pub fn native_block(
     py: Python<'_>,
     rows: &Bound<'_, PyList>,
     columns: Vec<(String, String)>,
     block_info: bool,
     custom_serialization: bool,
+    chunks: Option<Vec<PyRef<'_, Rows>>>,
 ) -> PyResult<Py<PyBytes>> {
     let tuples = rows
         .iter()
         .map(|r| r.cast_into::<PyTuple>().map_err(|_| PyTypeError::new_err("native_block takes rows as tuples")))
         .collect::<PyResult<Vec<_>>>()?;
-    match block(&tuples, &columns, block_info, custom_serialization) {
+    let chunks = chunks.unwrap_or_default();
+    let bufs: Vec<&RowBuf> = chunks.iter().map(|c| &c.buf).collect();
+    match block(&tuples, &bufs, &columns, block_info, custom_serialization) {
         Ok(bytes) => Ok(PyBytes::new(py, &bytes).unbind()),
         Err(Fault::Unsupported(what)) => Err(PyNotImplementedError::new_err(format!("the core does not write {what}"))),
         Err(Fault::Bad(why)) => Err(PyValueError::new_err(why)),

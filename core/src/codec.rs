@@ -230,12 +230,87 @@ pub fn decode_value(data: &[u8]) -> Result<Value, String> {
     Ok(doc)
 }
 
-struct Reader<'a> {
+/// A msgpack reader over one buffer: generic values (`value`), or typed reads that borrow from the buffer.
+pub struct Reader<'a> {
     b: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Reader { b, at: 0 }
+    }
+
+    pub fn done(&self) -> bool {
+        self.at == self.b.len()
+    }
+
+    fn peek(&self) -> Result<u8, String> {
+        self.b.get(self.at).copied().ok_or_else(|| "truncated entry".to_string())
+    }
+
+    /// A nil is consumed and true; anything else is left in place.
+    pub fn nil(&mut self) -> Result<bool, String> {
+        let is_nil = self.peek()? == 0xc0;
+        self.at += usize::from(is_nil);
+        Ok(is_nil)
+    }
+
+    pub fn array_len(&mut self) -> Result<usize, String> {
+        match self.take(1)?[0] {
+            m @ 0x90..=0x9f => Ok(usize::from(m & 0x0f)),
+            m @ (0xdc | 0xdd) => Ok(self.be(2 << (m - 0xdc))? as usize),
+            m => Err(format!("expected an array, got marker 0x{m:02x}")),
+        }
+    }
+
+    pub fn map_len(&mut self) -> Result<usize, String> {
+        match self.take(1)?[0] {
+            m @ 0x80..=0x8f => Ok(usize::from(m & 0x0f)),
+            m @ (0xde | 0xdf) => Ok(self.be(2 << (m - 0xde))? as usize),
+            m => Err(format!("expected a map, got marker 0x{m:02x}")),
+        }
+    }
+
+    pub fn str(&mut self) -> Result<&'a str, String> {
+        let n = match self.take(1)?[0] {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            m @ 0xd9..=0xdb => self.be(1 << (m - 0xd9))? as usize,
+            m => return Err(format!("expected a string, got marker 0x{m:02x}")),
+        };
+        std::str::from_utf8(self.take(n)?).map_err(|e| e.to_string())
+    }
+
+    pub fn opt_str(&mut self) -> Result<Option<&'a str>, String> {
+        if self.nil()? {
+            Ok(None)
+        } else {
+            self.str().map(Some)
+        }
+    }
+
+    pub fn bin(&mut self) -> Result<&'a [u8], String> {
+        match self.take(1)?[0] {
+            m @ 0xc4..=0xc6 => {
+                let n = self.be(1 << (m - 0xc4))? as usize;
+                self.take(n)
+            }
+            m => Err(format!("expected bytes, got marker 0x{m:02x}")),
+        }
+    }
+
+    pub fn int(&mut self) -> Result<i64, String> {
+        match self.value(0)? {
+            Value::Int(i) => Ok(i),
+            other => Err(format!("expected an integer, got {other:?}")),
+        }
+    }
+
+    /// Any one value, generic (a scalar costs no allocation but its string).
+    pub fn any(&mut self) -> Result<Value, String> {
+        self.value(0)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("truncated entry")?;
         let out = &self.b[self.at..end];

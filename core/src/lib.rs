@@ -11,6 +11,7 @@ pub mod journeys;
 pub mod json;
 pub mod record;
 pub mod risk;
+pub mod rows;
 pub mod schema;
 pub mod signals;
 pub mod stage;
@@ -42,6 +43,7 @@ fn changelog_roundtrip(py: Python<'_>, data: &[u8]) -> PyResult<Py<pyo3::types::
 fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ingest::Ingest>()?;
     m.add_class::<stage::Stage>()?;
+    m.add_class::<rows::Rows>()?;
     m.add_function(wrap_pyfunction!(kafka_time_ms, m)?)?;
     m.add_function(wrap_pyfunction!(clickhouse::native_block, m)?)?;
     m.add_function(wrap_pyfunction!(record::kafka_partition, m)?)?;

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::codec::{self, Value, Writer};
+use crate::codec::{Reader, Value, Writer};
 use crate::json::Json;
 
 /// A metric's value as the wire model let it through (a JSON scalar of the field's type).
@@ -202,56 +202,6 @@ impl Record {
 }
 
 impl Record {
-    /// A record as the stitch topic carries it (the msgpack array `encode` writes).
-    pub fn from_value(v: &Value) -> Result<Record, String> {
-        let Value::Array(f) = v else { return Err("a record is an array".into()) };
-        if f.len() != 27 {
-            return Err(format!("a record has 27 fields, not {}", f.len()));
-        }
-        let text = |v: &Value| match v {
-            Value::Str(s) => Ok(s.clone()),
-            other => Err(format!("expected a string, got {other:?}")),
-        };
-        let opt = |v: &Value| match v {
-            Value::Nil => Ok(None),
-            other => text(other).map(Some),
-        };
-        let int = |v: &Value| match v {
-            Value::Int(i) => Ok(*i),
-            other => Err(format!("expected an integer, got {other:?}")),
-        };
-        let Value::Array(ids) = &f[7] else { return Err("identifiers are an array".into()) };
-        let mut context: [Option<String>; 6] = Default::default();
-        for (slot, v) in context.iter_mut().zip(&f[8..14]) {
-            *slot = opt(v)?;
-        }
-        let mut metrics: [Scalar; 11] = std::array::from_fn(|_| Scalar::Null);
-        for (slot, v) in metrics.iter_mut().zip(&f[14..25]) {
-            *slot = Scalar::of_value(v)?;
-        }
-        let attributes = match &f[25] {
-            Value::Nil => None,
-            Value::Map(entries) => {
-                Some(entries.iter().map(|(k, v)| Ok((text(k)?, text(v)?))).collect::<Result<Vec<_>, String>>()?)
-            }
-            other => return Err(format!("attributes are a map, not {other:?}")),
-        };
-        Ok(Record {
-            event_id: text(&f[0])?,
-            occurred_ms: int(&f[1])?,
-            received_ms: int(&f[2])?,
-            source: text(&f[3])?,
-            channel: text(&f[4])?,
-            event_type: text(&f[5])?,
-            customer_id: opt(&f[6])?,
-            identifiers: ids.iter().map(text).collect::<Result<_, _>>()?,
-            context,
-            metrics,
-            attributes,
-            key: text(&f[26])?,
-        })
-    }
-
     /// A Python `TouchpointRecord`.
     pub fn from_py(t: &Bound<'_, PyTuple>) -> PyResult<Record> {
         let at = |i: usize| t.get_item(i);
@@ -341,20 +291,21 @@ pub struct ItemData {
     pub blob: Vec<u8>,
 }
 
-/// The items of one stitch message (`streams.domain.codec.encode_items`).
+/// The items of one stitch message (`streams.domain.codec.encode_items`), read straight into records.
 pub fn decode_items(data: &[u8], out: &mut Vec<ItemData>) -> Result<(), String> {
-    let Value::Array(items) = codec::decode_value(data)? else { return Err("a stitch message is an array".into()) };
-    for item in items {
-        let Value::Array(mut parts) = item else { return Err("an item is an array".into()) };
-        let kind = match parts.first() {
-            Some(Value::Str(k)) => k.clone(),
-            _ => return Err("an item starts with its kind".into()),
-        };
+    let mut r = Reader::new(data);
+    let n = r.array_len()?;
+    out.reserve(n.min(data.len()));
+    for _ in 0..n {
+        let parts = r.array_len()?;
+        let kind = r.str()?;
         if kind == "tp" {
-            let [_, rec] = parts.as_slice() else { return Err("a touchpoint item has two parts".into()) };
-            let record = Record::from_value(rec)?;
+            if parts != 2 {
+                return Err("a touchpoint item has two parts".into());
+            }
+            let record = Record::decode(&mut r)?;
             out.push(ItemData {
-                kind,
+                kind: kind.to_string(),
                 key: record.key.clone(),
                 record: Some(record),
                 target: String::new(),
@@ -362,22 +313,74 @@ pub fn decode_items(data: &[u8], out: &mut Vec<ItemData>) -> Result<(), String> 
             });
             continue;
         }
-        if parts.len() != 4 {
+        if parts != 4 {
             return Err(format!("a {kind} item has four parts"));
         }
-        let blob = match parts.pop() {
-            Some(Value::Bin(b)) => b,
-            _ => return Err("an item's blob is bytes".into()),
-        };
-        let text = |v: Option<Value>| match v {
-            Some(Value::Str(s)) => Ok(s),
-            _ => Err(format!("a {kind} item's key and target are strings")),
-        };
-        let target = text(parts.pop())?;
-        let key = text(parts.pop())?;
-        out.push(ItemData { kind: kind.clone(), key, record: None, target, blob });
+        let key = r.str()?.to_string();
+        let target = r.str()?.to_string();
+        let blob = r.bin()?.to_vec();
+        out.push(ItemData { kind: kind.to_string(), key, record: None, target, blob });
+    }
+    if !r.done() {
+        return Err("bytes after the items".into());
     }
     Ok(())
+}
+
+impl Record {
+    /// A record as `encode` writes it (27 fields), read without an intermediate value tree.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Record, String> {
+        let n = r.array_len()?;
+        if n != 27 {
+            return Err(format!("a record has 27 fields, not {n}"));
+        }
+        let event_id = r.str()?.to_string();
+        let occurred_ms = r.int()?;
+        let received_ms = r.int()?;
+        let source = r.str()?.to_string();
+        let channel = r.str()?.to_string();
+        let event_type = r.str()?.to_string();
+        let customer_id = r.opt_str()?.map(str::to_string);
+        let ids = r.array_len()?;
+        let mut identifiers = Vec::with_capacity(ids.min(8));
+        for _ in 0..ids {
+            identifiers.push(r.str()?.to_string());
+        }
+        let mut context: [Option<String>; 6] = Default::default();
+        for slot in context.iter_mut() {
+            *slot = r.opt_str()?.map(str::to_string);
+        }
+        let mut metrics: [Scalar; 11] = std::array::from_fn(|_| Scalar::Null);
+        for slot in metrics.iter_mut() {
+            *slot = Scalar::of_value(&r.any()?)?;
+        }
+        let attributes = if r.nil()? {
+            None
+        } else {
+            let n = r.map_len()?;
+            let mut attrs = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                let k = r.str()?.to_string();
+                attrs.push((k, r.str()?.to_string()));
+            }
+            Some(attrs)
+        };
+        let key = r.str()?.to_string();
+        Ok(Record {
+            event_id,
+            occurred_ms,
+            received_ms,
+            source,
+            channel,
+            event_type,
+            customer_id,
+            identifiers,
+            context,
+            metrics,
+            attributes,
+            key,
+        })
+    }
 }
 
 /// The stable partition of a customer key: CRC-32 (zlib's) modulo the partition count.

@@ -16,6 +16,7 @@ use crate::codec::{self, Entry};
 use crate::customer::{event_hash, Applied, CustomerState, Fact, Policy, RetroSignal};
 use crate::journeys::{self, Journey, JourneyPolicy, Status, Touch, JOURNEY_TYPES};
 use crate::record::{self, ItemData, Record, Scalar};
+use crate::rows::{Cell, RowBuf, Rows};
 use crate::signals::{Classifier, Metric};
 
 /// The Python classes and table names rows and items are made of.
@@ -47,7 +48,7 @@ type CustomerFields<'a> = (&'a str, i64, i64, f64, &'a str, i64, i64, f64, i64, 
 /// What one call produced, handed to Python as plain values.
 #[derive(Default)]
 struct Out {
-    rows: [Vec<Py<PyAny>>; 6],
+    rows: [RowBuf; 6],
     forward: Vec<Py<PyAny>>,
     alerts: Vec<Py<PyAny>>,
     changed: IndexMap<String, Option<Vec<u8>>>,
@@ -164,40 +165,27 @@ impl Stage {
         }
     }
 
-    fn retirement_row(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        j: &Journey,
-        into: &str,
-        version: i64,
-        now_ms: i64,
-    ) -> PyResult<Py<PyAny>> {
-        let fields = PyTuple::new(
-            py,
-            [
-                journeys::row_id(key, &j.jid).into_pyobject(py)?.into_any(),
-                key.into_pyobject(py)?.into_any(),
-                JOURNEY_TYPES[j.jtype as usize].into_pyobject(py)?.into_any(),
-                "abandoned".into_pyobject(py)?.into_any(),
-                (j.started.div_euclid(1000)).into_pyobject(py)?.into_any(),
-                (j.last.div_euclid(1000)).into_pyobject(py)?.into_any(),
-                (j.last.div_euclid(1000)).into_pyobject(py)?.into_any(),
-                0i64.into_pyobject(py)?.into_any(),
-                PyList::empty(py).into_any(),
-                0i64.into_pyobject(py)?.into_any(),
-                into.into_pyobject(py)?.into_any(),
-                version.into_pyobject(py)?.into_any(),
-                (now_ms.div_euclid(1000)).into_pyobject(py)?.into_any(),
-            ],
-        )?;
-        self.new_tuple(py, &self.kinds.journey_row, fields)
+    fn retirement_row(key: &str, j: &Journey, into: &str, version: i64, now_ms: i64) -> Vec<Cell> {
+        vec![
+            Cell::Str(journeys::row_id(key, &j.jid).into()),
+            Cell::str(key),
+            Cell::str(JOURNEY_TYPES[j.jtype as usize]),
+            Cell::str("abandoned"),
+            Cell::Int(j.started.div_euclid(1000)),
+            Cell::Int(j.last.div_euclid(1000)),
+            Cell::Int(j.last.div_euclid(1000)),
+            Cell::Int(0),
+            Cell::Strs(Vec::new()),
+            Cell::Int(0),
+            Cell::str(into),
+            Cell::Int(version),
+            Cell::Int(now_ms.div_euclid(1000)),
+        ]
     }
 
     #[allow(clippy::too_many_arguments)]
     fn signal_row(
         &self,
-        py: Python<'_>,
         event_id: &str,
         key: &str,
         experience_key: &str,
@@ -206,31 +194,26 @@ impl Stage {
         event_type: &str,
         occurred_ms: i64,
         journey_id: &str,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> Vec<Cell> {
         let s = &self.policy.classifier.signals[signal];
-        let fields = PyTuple::new(
-            py,
-            [
-                event_id.into_pyobject(py)?.into_any(),
-                key.into_pyobject(py)?.into_any(),
-                experience_key.into_pyobject(py)?.into_any(),
-                s.name.as_str().into_pyobject(py)?.into_any(),
-                i64::from(s.polarity).into_pyobject(py)?.into_any(),
-                s.dimension.as_str().into_pyobject(py)?.into_any(),
-                channel.into_pyobject(py)?.into_any(),
-                event_type.into_pyobject(py)?.into_any(),
-                occurred_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
-                journey_id.into_pyobject(py)?.into_any(),
-            ],
-        )?;
-        self.new_tuple(py, &self.kinds.signal_row, fields)
+        vec![
+            Cell::str(event_id),
+            Cell::str(key),
+            Cell::str(experience_key),
+            Cell::str(&s.name),
+            Cell::Int(i64::from(s.polarity)),
+            Cell::str(&s.dimension),
+            Cell::str(channel),
+            Cell::str(event_type),
+            Cell::Int(occurred_ms.div_euclid(1000)),
+            Cell::str(journey_id),
+        ]
     }
 
-    fn retro_rows(&self, py: Python<'_>, key: &str, retro: &[RetroSignal], out: &mut Out) -> PyResult<()> {
+    fn retro_rows(&self, key: &str, retro: &[RetroSignal], out: &mut Out) -> PyResult<()> {
         for r in retro {
             *out.signals.entry(self.policy.classifier.signals[r.signal].name.clone()).or_default() += 1;
             let row = self.signal_row(
-                py,
                 &r.event_id,
                 key,
                 &r.experience_key,
@@ -239,31 +222,24 @@ impl Stage {
                 "contact_started",
                 r.occurred_ms,
                 "",
-            )?;
+            );
             out.rows[T_SIGNALS].push(row);
         }
         Ok(())
     }
 
-    fn retired_rows(
-        &self,
-        py: Python<'_>,
-        state: &CustomerState,
-        retired: &[Journey],
-        now_ms: i64,
-        out: &mut Out,
-    ) -> PyResult<()> {
+    fn retired_rows(&self, state: &CustomerState, retired: &[Journey], now_ms: i64, out: &mut Out) -> PyResult<()> {
         // A browse session fused into an earlier one keeps a row with zero touchpoints and a pointer.
         for journey in retired {
             let into = state.journeys.iter().find(|j| j.covers(journey)).map(|j| j.jid.as_str());
             let into_id = into.map_or_else(|| "merged".to_string(), |jid| journeys::row_id(&state.key, jid));
-            out.rows[T_JOURNEYS].push(self.retirement_row(py, &state.key, journey, &into_id, state.version, now_ms)?);
+            out.rows[T_JOURNEYS].push(Self::retirement_row(&state.key, journey, &into_id, state.version, now_ms));
         }
         Ok(())
     }
 
-    fn touchpoint_row(&self, py: Python<'_>, rec: &Record, key: &str, applied: &Applied) -> PyResult<Py<PyAny>> {
-        let text = |v: &Option<String>| v.as_deref().unwrap_or_default().into_pyobject(py).map(|s| s.into_any());
+    fn touchpoint_row(&self, rec: &Record, key: &str, applied: &Applied) -> Vec<Cell> {
+        let text = |v: &Option<String>| Cell::str(v.as_deref().unwrap_or_default());
         let mut ids: [&str; 5] = [""; 5];
         for identifier in &rec.identifiers {
             let (kind, value) = identifier.split_once(':').unwrap_or((identifier.as_str(), ""));
@@ -277,56 +253,41 @@ impl Stage {
             };
             ids[slot] = value;
         }
-        let names: Vec<&str> =
-            applied.signals.iter().map(|&s| self.policy.classifier.signals[s].name.as_str()).collect();
+        let names = applied.signals.iter().map(|&s| self.policy.classifier.signals[s].name.as_str());
         let journey_id =
             if applied.journey_id.is_empty() { String::new() } else { journeys::row_id(key, &applied.journey_id) };
         let m = &rec.metrics;
-        let resolved = match &m[3] {
-            Scalar::Null => py.None().into_bound(py),
-            v => i64::from(v.truthy()).into_pyobject(py)?.into_any(),
-        };
-        let handled_by = match &m[2] {
-            Scalar::Null => "".into_pyobject(py)?.into_any(),
-            v => v.to_py_value(py)?,
-        };
-        let currency = match &m[10] {
-            Scalar::Null => "".into_pyobject(py)?.into_any(),
-            v => v.to_py_value(py)?,
-        };
-        let mut fields: Vec<Bound<'_, PyAny>> = Vec::with_capacity(36);
-        fields.push(rec.event_id.as_str().into_pyobject(py)?.into_any());
-        fields.push(key.into_pyobject(py)?.into_any());
-        fields.push(rec.channel.as_str().into_pyobject(py)?.into_any());
-        fields.push(rec.event_type.as_str().into_pyobject(py)?.into_any());
-        fields.push(rec.occurred_ms.div_euclid(1000).into_pyobject(py)?.into_any());
-        fields.push(rec.occurred_ms.into_pyobject(py)?.into_any());
-        fields.push(rec.received_ms.div_euclid(1000).into_pyobject(py)?.into_any());
-        fields.push(rec.source.as_str().into_pyobject(py)?.into_any());
-        fields.push(applied.experience_key.as_str().into_pyobject(py)?.into_any());
-        fields.push(journey_id.into_pyobject(py)?.into_any());
-        fields.push(PyList::new(py, names)?.into_any());
-        fields.push(text(&rec.customer_id)?);
-        for id in ids {
-            fields.push(id.into_pyobject(py)?.into_any());
-        }
-        for id in &rec.context {
-            fields.push(text(id)?);
-        }
-        fields.push(m[0].to_py_value(py)?); // wait_seconds
-        fields.push(m[1].to_py_value(py)?); // transfers
-        fields.push(handled_by);
-        fields.push(resolved);
-        for v in &m[4..10] {
-            fields.push(v.to_py_value(py)?); // csat nps ces rating sentiment amount
-        }
-        fields.push(currency);
-        fields.push(rec.attributes_json().into_pyobject(py)?.into_any());
-        fields.push(1i64.into_pyobject(py)?.into_any());
-        self.new_tuple(py, &self.kinds.touchpoint_row, PyTuple::new(py, fields)?)
+        let or_empty = |v: &Scalar| if matches!(v, Scalar::Null) { Cell::str("") } else { Cell::of(v) };
+        let mut row = Vec::with_capacity(36);
+        row.push(Cell::str(&rec.event_id));
+        row.push(Cell::str(key));
+        row.push(Cell::str(&rec.channel));
+        row.push(Cell::str(&rec.event_type));
+        row.push(Cell::Int(rec.occurred_ms.div_euclid(1000)));
+        row.push(Cell::Int(rec.occurred_ms));
+        row.push(Cell::Int(rec.received_ms.div_euclid(1000)));
+        row.push(Cell::str(&rec.source));
+        row.push(Cell::str(&applied.experience_key));
+        row.push(Cell::Str(journey_id.into()));
+        row.push(Cell::strs(names));
+        row.push(text(&rec.customer_id));
+        row.extend(ids.iter().map(|id| Cell::str(id)));
+        row.extend(rec.context.iter().map(text));
+        row.push(Cell::of(&m[0])); // wait_seconds
+        row.push(Cell::of(&m[1])); // transfers
+        row.push(or_empty(&m[2])); // handled_by
+        row.push(match &m[3] {
+            Scalar::Null => Cell::Null,
+            v => Cell::Int(i64::from(v.truthy())),
+        }); // resolved
+        row.extend(m[4..10].iter().map(Cell::of)); // csat nps ces rating sentiment amount
+        row.push(or_empty(&m[10])); // currency
+        row.push(Cell::Str(rec.attributes_json().into()));
+        row.push(Cell::Int(1));
+        row
     }
 
-    fn apply(&mut self, py: Python<'_>, state: &mut CustomerState, rec: &Record, out: &mut Out) -> PyResult<()> {
+    fn apply(&mut self, state: &mut CustomerState, rec: &Record, out: &mut Out) -> PyResult<()> {
         self.max_event_ms = self.max_event_ms.max(rec.occurred_ms);
         let metrics = metrics_of(rec);
         let hits = self.policy.classifier.classify(&rec.event_type, &metrics);
@@ -335,13 +296,12 @@ impl Stage {
             return Ok(());
         };
         let key = state.key.clone();
-        out.rows[T_TOUCHPOINTS].push(self.touchpoint_row(py, rec, &key, &applied)?);
+        out.rows[T_TOUCHPOINTS].push(self.touchpoint_row(rec, &key, &applied));
         let journey_id =
             if applied.journey_id.is_empty() { String::new() } else { journeys::row_id(&key, &applied.journey_id) };
         for &s in &applied.signals {
             *out.signals.entry(self.policy.classifier.signals[s].name.clone()).or_default() += 1;
             let row = self.signal_row(
-                py,
                 &rec.event_id,
                 &key,
                 &applied.experience_key,
@@ -350,14 +310,14 @@ impl Stage {
                 &rec.event_type,
                 rec.occurred_ms,
                 &journey_id,
-            )?;
+            );
             out.rows[T_SIGNALS].push(row);
         }
         if let Some(jtype) = applied.opened {
             *out.opened.entry(JOURNEY_TYPES[jtype as usize]).or_default() += 1;
         }
-        self.retro_rows(py, &key, &applied.retro, out)?;
-        self.retired_rows(py, state, &applied.retired, rec.occurred_ms, out)?;
+        self.retro_rows(&key, &applied.retro, out)?;
+        self.retired_rows(state, &applied.retired, rec.occurred_ms, out)?;
         Ok(())
     }
 
@@ -369,7 +329,7 @@ impl Stage {
         Ok(())
     }
 
-    fn forget(&mut self, py: Python<'_>, item: &ItemData, now_ms: i64, out: &mut Out) -> PyResult<()> {
+    fn forget(&mut self, item: &ItemData, now_ms: i64, out: &mut Out) -> PyResult<()> {
         let existed = self.data.remove(item.key.as_str()).is_some();
         self.scheduled.remove(&item.key);
         self.forwards.shift_remove(&item.key);
@@ -381,19 +341,15 @@ impl Stage {
         } else {
             std::str::from_utf8(&item.blob).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
         };
-        let fields = PyTuple::new(
-            py,
-            [
-                item.target.as_str().into_pyobject(py)?.into_any(),
-                "state".into_pyobject(py)?.into_any(),
-                number.into_pyobject(py)?.into_any(),
-                self.partition.into_pyobject(py)?.into_any(),
-                1i64.into_pyobject(py)?.into_any(),
-                i64::from(existed).into_pyobject(py)?.into_any(),
-                now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
-            ],
-        )?;
-        out.rows[T_ERASURES].push(self.new_tuple(py, &self.kinds.erasure_row, fields)?);
+        out.rows[T_ERASURES].push(vec![
+            Cell::str(&item.target),
+            Cell::str("state"),
+            Cell::Int(number),
+            Cell::Int(self.partition),
+            Cell::Int(1),
+            Cell::Int(i64::from(existed)),
+            Cell::Int(now_ms.div_euclid(1000)),
+        ]);
         Ok(())
     }
 
@@ -429,33 +385,28 @@ impl Stage {
                 let version = (moved.version + 1).max(now_ms);
                 for journey in &moved.journeys {
                     let into = journeys::row_id(target, &journey.jid);
-                    out.rows[T_JOURNEYS].push(self.retirement_row(py, &item.key, journey, &into, version, now_ms)?);
+                    out.rows[T_JOURNEYS].push(Self::retirement_row(&item.key, journey, &into, version, now_ms));
                 }
             }
         }
         Ok(())
     }
 
-    fn customer_row(&self, py: Python<'_>, fields: CustomerFields<'_>) -> PyResult<Py<PyAny>> {
-        let f = fields;
-        let tuple = PyTuple::new(
-            py,
-            [
-                f.0.into_pyobject(py)?.into_any(),
-                f.1.into_pyobject(py)?.into_any(),
-                f.2.into_pyobject(py)?.into_any(),
-                f.3.into_pyobject(py)?.into_any(),
-                f.4.into_pyobject(py)?.into_any(),
-                f.5.into_pyobject(py)?.into_any(),
-                f.6.into_pyobject(py)?.into_any(),
-                f.7.into_pyobject(py)?.into_any(),
-                f.8.into_pyobject(py)?.into_any(),
-                f.9.into_pyobject(py)?.into_any(),
-                f.10.into_pyobject(py)?.into_any(),
-                f.11.into_pyobject(py)?.into_any(),
-            ],
-        )?;
-        self.new_tuple(py, &self.kinds.customer_row, tuple)
+    fn customer_row(f: CustomerFields<'_>) -> Vec<Cell> {
+        vec![
+            Cell::str(f.0),
+            Cell::Int(f.1),
+            Cell::Int(f.2),
+            Cell::Float(f.3),
+            Cell::str(f.4),
+            Cell::Int(f.5),
+            Cell::Int(f.6),
+            Cell::Float(f.7),
+            Cell::Int(f.8),
+            Cell::Int(f.9),
+            Cell::str(f.10),
+            Cell::Int(f.11),
+        ]
     }
 
     fn move_out(
@@ -493,22 +444,18 @@ impl Stage {
             target,
             now_ms.div_euclid(1000),
         );
-        out.rows[T_CUSTOMERS].push(self.customer_row(py, row)?);
+        out.rows[T_CUSTOMERS].push(Self::customer_row(row));
         for old in std::iter::once(&state.key).chain(&state.aliases) {
-            let fields = PyTuple::new(
-                py,
-                [
-                    old.as_str().into_pyobject(py)?.into_any(),
-                    target.into_pyobject(py)?.into_any(),
-                    now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
-                    version.into_pyobject(py)?.into_any(),
-                ],
-            )?;
-            out.rows[T_OVERRIDES].push(self.new_tuple(py, &self.kinds.override_row, fields)?);
+            out.rows[T_OVERRIDES].push(vec![
+                Cell::str(old),
+                Cell::str(target),
+                Cell::Int(now_ms.div_euclid(1000)),
+                Cell::Int(version),
+            ]);
         }
         for journey in &state.journeys {
             let into = journeys::row_id(target, &journey.jid);
-            out.rows[T_JOURNEYS].push(self.retirement_row(py, &state.key, journey, &into, version, now_ms)?);
+            out.rows[T_JOURNEYS].push(Self::retirement_row(&state.key, journey, &into, version, now_ms));
         }
         out.merges += 1;
         Ok(())
@@ -518,7 +465,6 @@ impl Stage {
     #[allow(clippy::too_many_arguments)]
     fn journey_row(
         &self,
-        py: Python<'_>,
         state_key: &str,
         version: i64,
         journey: &mut Journey,
@@ -539,25 +485,21 @@ impl Stage {
             out.seconds.push((jtype, (end - journey.started) as f64 / 1000.0));
         }
         journey.emitted = status;
-        let fields = PyTuple::new(
-            py,
-            [
-                journeys::row_id(state_key, &journey.jid).into_pyobject(py)?.into_any(),
-                state_key.into_pyobject(py)?.into_any(),
-                jtype.into_pyobject(py)?.into_any(),
-                status.name().into_pyobject(py)?.into_any(),
-                journey.started.div_euclid(1000).into_pyobject(py)?.into_any(),
-                ended_at.map(|e| e.div_euclid(1000)).into_pyobject(py)?.into_any(),
-                journey.last.div_euclid(1000).into_pyobject(py)?.into_any(),
-                (journey.events.len() as i64).into_pyobject(py)?.into_any(),
-                PyList::new(py, journeys::channel_names(journey.channels))?.into_any(),
-                i64::from(journey.dissatisfying).into_pyobject(py)?.into_any(),
-                "".into_pyobject(py)?.into_any(),
-                version.into_pyobject(py)?.into_any(),
-                now_ms.div_euclid(1000).into_pyobject(py)?.into_any(),
-            ],
-        )?;
-        out.rows[T_JOURNEYS].push(self.new_tuple(py, &self.kinds.journey_row, fields)?);
+        out.rows[T_JOURNEYS].push(vec![
+            Cell::Str(journeys::row_id(state_key, &journey.jid).into()),
+            Cell::str(state_key),
+            Cell::str(jtype),
+            Cell::str(status.name()),
+            Cell::Int(journey.started.div_euclid(1000)),
+            ended_at.map_or(Cell::Null, |e| Cell::Int(e.div_euclid(1000))),
+            Cell::Int(journey.last.div_euclid(1000)),
+            Cell::Int(journey.events.len() as i64),
+            Cell::strs(journeys::channel_names(journey.channels)),
+            Cell::Int(i64::from(journey.dissatisfying)),
+            Cell::str(""),
+            Cell::Int(version),
+            Cell::Int(now_ms.div_euclid(1000)),
+        ]);
         Ok(status)
     }
 
@@ -612,7 +554,7 @@ impl Stage {
     ) -> PyResult<()> {
         let (key, version) = (state.key.clone(), state.version);
         for mut journey in state.prune(&self.policy, watermark) {
-            self.journey_row(py, &key, version, &mut journey, watermark, now_ms, out)?;
+            self.journey_row(&key, version, &mut journey, watermark, now_ms, out)?;
         }
         let hold = self.policy.anonymous_hold > 0 && key.starts_with('~');
         let lifetime = self.raise_alerts(py, &mut state, hold, now_ms, out)?;
@@ -620,7 +562,7 @@ impl Stage {
         let mut open = 0;
         let mut journeys = std::mem::take(&mut state.journeys);
         for journey in journeys.iter_mut() {
-            open += i64::from(self.journey_row(py, &key, version, journey, watermark, now_ms, out)? == Status::Open);
+            open += i64::from(self.journey_row(&key, version, journey, watermark, now_ms, out)? == Status::Open);
         }
         state.journeys = journeys;
         let row = (
@@ -637,7 +579,7 @@ impl Stage {
             "",
             now_ms.div_euclid(1000),
         );
-        out.rows[T_CUSTOMERS].push(self.customer_row(py, row)?);
+        out.rows[T_CUSTOMERS].push(Self::customer_row(row));
         self.schedule(&state);
         self.store(py, &key, codec::encode_state(&state), out)
     }
@@ -663,7 +605,7 @@ impl Stage {
             }
             if item.kind == "forget" {
                 touched.shift_remove(&item.key);
-                self.forget(py, &item, now_ms, &mut out)?;
+                self.forget(&item, now_ms, &mut out)?;
                 continue;
             }
             // None: touched already in this batch; else what the partition holds for the key.
@@ -700,7 +642,7 @@ impl Stage {
             let Some(mut state) = touched.get_mut(&item.key).map(std::mem::take) else { continue };
             if item.kind == "tp" {
                 if let Some(rec) = &item.record {
-                    self.apply(py, &mut state, rec, &mut out)?;
+                    self.apply(&mut state, rec, &mut out)?;
                 }
             } else if item.kind == "state" {
                 let moved = codec::decode_entry(&item.blob).map_err(|e| {
@@ -709,8 +651,8 @@ impl Stage {
                 if let Entry::State(moved) = moved {
                     let (retro, retired) = state.absorb(moved, &self.policy);
                     let key = state.key.clone();
-                    self.retro_rows(py, &key, &retro, &mut out)?;
-                    self.retired_rows(py, &state, &retired, now_ms, &mut out)?;
+                    self.retro_rows(&key, &retro, &mut out)?;
+                    self.retired_rows(&state, &retired, now_ms, &mut out)?;
                 }
             }
             if let Some(slot) = touched.get_mut(&item.key) {
@@ -725,9 +667,17 @@ impl Stage {
 
     fn output<'py>(&self, py: Python<'py>, out: Out) -> PyResult<Bound<'py, PyTuple>> {
         let rows = PyDict::new(py);
-        for (table, items) in self.kinds.tables.iter().zip(out.rows) {
-            if !items.is_empty() {
-                rows.set_item(table.bind(py), PyList::new(py, items)?)?;
+        let classes = [
+            &self.kinds.touchpoint_row,
+            &self.kinds.signal_row,
+            &self.kinds.customer_row,
+            &self.kinds.journey_row,
+            &self.kinds.override_row,
+            &self.kinds.erasure_row,
+        ];
+        for ((table, buf), class) in self.kinds.tables.iter().zip(out.rows).zip(classes) {
+            if !buf.is_empty() {
+                rows.set_item(table.bind(py), Bound::new(py, Rows::new(py, buf, class)?)?)?;
             }
         }
         let changed = PyDict::new(py);
@@ -934,7 +884,7 @@ impl Stage {
             for journey in journeys.iter_mut() {
                 if journey.emitted != journey.status(watermark, &self.policy.journeys) {
                     entry.version = (entry.version + 1).max(now_ms);
-                    self.journey_row(py, &key, entry.version, journey, watermark, now_ms, &mut out)?;
+                    self.journey_row(&key, entry.version, journey, watermark, now_ms, &mut out)?;
                     changed = true;
                 }
             }

@@ -158,3 +158,60 @@ def test_a_value_its_column_cannot_hold_is_a_value_error_naming_the_column(types
 def test_a_type_the_core_does_not_write_is_not_implemented() -> None:
     with pytest.raises(NotImplementedError, match=r"LowCardinality\(String\)"):
         native_block([("a",)], [("x", "LowCardinality(String)")], block_info=True, custom_serialization=True)
+
+
+def _core_rows() -> dict[str, list[Any]]:
+    """The core's own rows (cx_core.Rows) of every table stage 2 writes, from simulated traffic."""
+    from cxj.simulate import generate
+    from streams.domain.codec import Item
+    from streams.domain.processor import PartitionState
+    from tests.unit.test_simulate import config, policy, run_ingest
+
+    cfg = config(seed=11, events=600, customers=40, days=30.0, invalid_share=0.0)
+    state = PartitionState(0, policy())
+    out: dict[str, list[Any]] = {}
+    for record in run_ingest(list(generate(cfg)), cfg).records:
+        key = record.customer_id or "~" + record.identifiers[0]
+        got = state.process([Item("tp", key, record._replace(key=key))], cfg.now_ms, cfg.now_ms)
+        for table, rows in got.rows.items():
+            out.setdefault(str(table), []).append(rows)
+    later = cfg.now_ms + 40 * 86_400_000  # journeys close
+    for table, rows in state.expire(later, later).rows.items():
+        out.setdefault(str(table), []).append(rows)
+    return out
+
+
+CORE_ROWS = _core_rows()
+
+
+def test_the_core_s_rows_are_a_sequence_of_the_table_s_row_tuples() -> None:
+    rows = CORE_ROWS[str(Table.TOUCHPOINTS)][0]
+    cls = ROWS_BY_TABLE[Table.TOUCHPOINTS]
+    assert len(rows) == 1 and type(rows[0]) is cls and rows[-1] == rows[0] == next(iter(rows))
+    assert list(rows[0:1]) == [rows[0]] and len(rows[1:]) == 0 and rows.tuples() == [rows[0]]
+    with pytest.raises(IndexError):
+        rows[1]
+    import copy
+
+    assert copy.deepcopy(rows).tuples() == rows.tuples()
+
+
+@pytest.mark.parametrize("revision", REVISIONS.values(), ids=REVISIONS.keys())
+@pytest.mark.parametrize("table", sorted(CORE_ROWS))
+def test_the_core_s_rows_serialize_as_their_tuples_do_alone_and_after_python_rows(
+    table: str, revision: int, types: dict[str, list[tuple[str, str]]]
+) -> None:
+    chunks = CORE_ROWS[table]
+    tuples = [row for chunk in chunks for row in chunk]
+    assert len(tuples) > 1
+    columns, flags = (
+        types[table],
+        {
+            "block_info": revision >= defines.DBMS_MIN_REVISION_WITH_BLOCK_INFO,
+            "custom_serialization": revision >= defines.DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION,
+        },
+    )
+    expected = driver_block(tuples, columns, revision)
+    assert native_block([], columns, chunks=chunks, **flags) == expected
+    head = list(chunks[0])  # the first chunk's rows as Python tuples, then the other chunks as they are
+    assert native_block(head, columns, chunks=chunks[1:], **flags) == expected

@@ -62,9 +62,12 @@ class MemoryWriter:
         self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
 
     def write(self, batch: Batch) -> dict[str, int]:
-        for table, rows in batch.rows.items():
+        written = {}
+        for table in batch.tables():
+            rows = [*batch.rows.get(table, []), *(r for chunk in batch.chunks.get(table, []) for r in chunk)]
             self.rows[table].extend(rows)
-        return {t: len(r) for t, r in batch.rows.items()}
+            written[table] = len(rows)
+        return written
 
 
 class StaticReplica:
