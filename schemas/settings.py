@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     ingest_batch_within: float = Field(default=0.05, gt=0)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
     sink_max_rows: int = Field(default=100_000, ge=100)
+    # ClickHouse connections a worker inserts over: the tables of one level of the commit order at once.
+    # One by default: on a 2-core machine shared with ClickHouse, concurrent inserts only slowed each other.
+    sink_connections: int = Field(default=1, ge=1, le=16)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
 
     # --- Rules (Contract 2) ----------------------------------------------------

@@ -90,6 +90,8 @@ class Result:
     latency_p99: float | None = None
     flush_p50: float | None = None  # one flush: every table, then the Kafka writes, then the acks
     flush_p99: float | None = None
+    # Mean seconds of one insert, by table, over the latency window (what a flush spends in ClickHouse).
+    insert_seconds: dict[str, float] = field(default_factory=dict)
     # Worker process CPU (all threads, /proc/<pid>/stat) over touchpoints: from the first touchpoint
     # ingested to drained, and from process start (start-up, group join and recovery included).
     cpu_us_per_touchpoint: float = 0.0
@@ -165,6 +167,22 @@ def _delta_buckets(before: list[str], after: list[str], name: str) -> dict[float
         for bound, count in _buckets(a_text, name).items():
             delta[bound] = delta.get(bound, 0.0) + count - b.get(bound, 0.0)
     return delta
+
+
+def _mean_by_table(before: list[str], after: list[str], name: str) -> dict[str, float]:
+    """A histogram's mean by its `table` label, over what was observed in between (all workers)."""
+    sums: dict[str, list[float]] = {}
+    for sign, texts in ((-1.0, before), (1.0, after)):
+        for text in texts:
+            for series, value in _samples(text, name):
+                kind = (
+                    "sum" if series.startswith(name + "_sum") else "count" if series.startswith(name + "_count") else ""
+                )
+                if kind and 'table="' in series:
+                    table = series.split('table="', 1)[1].split('"', 1)[0]
+                    slot = sums.setdefault(table, [0.0, 0.0])
+                    slot[0 if kind == "sum" else 1] += sign * value
+    return {t: round(total / n, 4) for t, (total, n) in sorted(sums.items()) if n > 0}
 
 
 def _wait_assigned(workers: list[WorkerProcess], partitions: int, deadline: float) -> None:
@@ -331,6 +349,7 @@ def _run_scenario(stack: Any, settings: Settings, sc: Scenario, cfg: PipelineBen
             result.latency_p50, result.latency_p99 = quantile(lag, 0.5), quantile(lag, 0.99)
             flushes = _delta_buckets(before, after, "cx_flush_seconds")
             result.flush_p50, result.flush_p99 = quantile(flushes, 0.5), quantile(flushes, 0.99)
+            result.insert_seconds = _mean_by_table(before, after, "cx_sink_batch_seconds")
             _collect_worker_figures(result, workers)
         finally:
             for w in workers:
@@ -371,7 +390,8 @@ def run_pipeline_bench(base: Settings, cfg: PipelineBenchConfig, log: Any = prin
                 + (f"; peer {r.peer_eps:,.0f} events/s ({r.peer_cpu_us_per_touchpoint:.1f} us), x{r.ratio_to_peer:.2f}"
                    if r.peer_eps else "") if sc.rate is None else
                 f"  latency p50 {r.latency_p50:.2f} s, p99 {r.latency_p99:.2f} s; "
-                f"one flush p50 {r.flush_p50:.2f} s, p99 {r.flush_p99:.2f} s")  # fmt: skip
+                f"one flush p50 {r.flush_p50:.2f} s, p99 {r.flush_p99:.2f} s; one insert (ms): "
+                + ", ".join(f"{t} {v * 1000:.0f}" for t, v in r.insert_seconds.items()))  # fmt: skip
             results.append(r)
     except StackError:
         raise

@@ -32,7 +32,13 @@ def build_worker(settings: Settings, registry: CollectorRegistry | None = None) 
     registry = registry or CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
     app = create_app(settings)
-    writer = ClickHouseWriter(ClickHouse(settings.clickhouse), metrics, max_backoff=settings.sink_retry_max_seconds)
+    writer = ClickHouseWriter(
+        ClickHouse(settings.clickhouse),
+        metrics,
+        max_backoff=settings.sink_retry_max_seconds,
+        connect=lambda: ClickHouse(settings.clickhouse),
+        connections=settings.sink_connections,
+    )
 
     async def crash(exc: BaseException) -> None:
         await app.crash(exc)

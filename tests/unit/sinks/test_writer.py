@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -108,3 +109,64 @@ def test_a_dead_letter_is_the_same_only_with_the_same_payload_at_the_same_offset
     assert written == {"dead_letters": 2}
     assert sorted((r.offset, r.payload_hash) for r in ch.tables["dead_letters"]) == [
         (10, "a"), (10, "c"), (11, "b"), (11, "d")]  # fmt: skip
+
+
+def test_the_levels_are_the_commit_order() -> None:
+    from sinks.writer import TABLE_LEVELS, TABLE_ORDER
+
+    assert tuple(t for level in TABLE_LEVELS for t in level) == TABLE_ORDER
+
+
+def test_a_level_s_tables_go_in_at_once_on_connections_of_their_own_and_levels_in_order() -> None:
+    """Every table of a level inserted concurrently (one connection each), a level only after the one before."""
+    import threading
+
+    from schemas.rows import ROWS_BY_TABLE
+    from sinks.writer import _LEVEL, TABLE_LEVELS
+    from tests.current_clickhouse import dataset
+
+    log: list[tuple[str, str, float, float, int]] = []
+    lock = threading.Lock()
+    made: list[Any] = []
+
+    class Slow(FakeClickHouse):
+        def insert(self, table: str, columns: Any, rows: list[tuple[Any, ...]]) -> int:
+            began = time.monotonic()
+            time.sleep(0.05)  # the server making a part
+            n = super().insert(table, columns, rows)
+            with lock:
+                log.append((table, threading.current_thread().name, began, time.monotonic(), id(self)))
+            return n
+
+    def connect() -> Slow:
+        made.append(Slow())
+        return made[-1]
+
+    rows = dataset().rows
+    first = Slow()
+    writer = ClickHouseWriter(first, connect=connect, connections=8)  # type: ignore[arg-type]
+    written = writer.write(Batch({t: list(r) for t, r in rows.items()}, sum(map(len, rows.values()))))
+    assert written == {t: len(r) for t, r in rows.items()}
+    assert set(rows) == {str(t) for t in ROWS_BY_TABLE}
+    spans = {table: (began, ended, conn) for table, _, began, ended, conn in log}
+    for n, level in enumerate(TABLE_LEVELS):
+        mine = [spans[str(t)] for t in level]
+        if len(mine) > 1:
+            assert len({conn for _, _, conn in mine}) == len(mine)  # a connection each
+            assert max(b for b, _, _ in mine) < min(e for _, e, _ in mine)  # all in flight together
+        for later in (spans[t] for t in spans if _LEVEL[t] > n):
+            assert later[0] >= max(e for _, e, _ in mine)  # a level starts when the one before is stored
+    assert len(made) == 4  # the widest level's five: the writer's own connection and four more, opened once
+    writer.write(Batch({t: list(r) for t, r in rows.items()}, 1))
+    assert len(made) == 4
+
+
+def test_an_outage_on_one_lane_is_waited_out_while_the_others_are_stored() -> None:
+    from tests.current_clickhouse import dataset
+
+    rows = dataset().rows
+    down = FakeClickHouse(outages=2)
+    waits: list[float] = []
+    writer = ClickHouseWriter(FakeClickHouse(), connect=lambda: down, connections=2, sleep=waits.append)  # type: ignore[arg-type]
+    written = writer.write(Batch({t: list(r) for t, r in rows.items()}, 1))
+    assert written == {t: len(r) for t, r in rows.items()} and writer.failures == 2 and waits == [0.5, 1.0]
