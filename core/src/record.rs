@@ -15,6 +15,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::{Reader, Value, Writer};
 use crate::json::Json;
+use crate::rows::Cell;
 
 /// A metric's value as the wire model let it through (a JSON scalar of the field's type).
 #[derive(Clone, Debug, PartialEq)]
@@ -42,14 +43,7 @@ impl Scalar {
     }
 
     fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self {
-            Scalar::Null => py.None().into_bound(py),
-            Scalar::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
-            Scalar::Int(i) => i.into_pyobject(py)?.into_any(),
-            Scalar::UInt(u) => u.into_pyobject(py)?.into_any(),
-            Scalar::Float(f) => f.into_pyobject(py)?.into_any(),
-            Scalar::Str(s) => s.into_pyobject(py)?.into_any(),
-        })
+        Cell::of(self).to_py(py)
     }
 
     fn of_value(v: &Value) -> Result<Scalar, String> {

@@ -40,7 +40,7 @@ impl Cell {
         }
     }
 
-    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    pub fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         Ok(match self {
             Cell::Null => py.None().into_bound(py),
             Cell::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
