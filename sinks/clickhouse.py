@@ -18,7 +18,7 @@ from cx_core import Rows, native_block
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.settings import ClickHouseDSN
 
-__all__ = ["ClickHouse", "to_columns"]
+__all__ = ["ClickHouse", "every_row", "to_columns"]
 
 # Codes that mean "not now" rather than "never": too many parts, memory, timeouts, shutdown.
 _RETRYABLE_CODES: Final = frozenset({159, 160, 164, 202, 209, 210, 241, 242, 252, 319, 425})
@@ -29,6 +29,11 @@ def to_columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     if not rows:
         return [[] for _ in range(width)]
     return [list(col) for col in zip(*rows, strict=True)]
+
+
+def every_row(rows: Sequence[tuple[Any, ...]], chunks: Sequence[Rows]) -> list[tuple[Any, ...]]:
+    """`rows`, then the rows of the core's `chunks`, all as row tuples (for the paths that need Python values)."""
+    return [*rows, *(row for chunk in chunks for row in chunk)]
 
 
 def _first_line(message: str) -> str:
@@ -125,7 +130,7 @@ class ClickHouse:
                 )
             except NotImplementedError:
                 # A type the core does not write: the driver serializes this insert, on the same query.
-                every = [*rows, *(row for chunk in chunks for row in chunk)]
+                every = every_row(rows, chunks)
                 client.send_data(sample, to_columns(every, len(sample.columns_with_types)), columnar=True)
                 client.receive_end_of_insert_query()
                 return

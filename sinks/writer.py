@@ -14,7 +14,7 @@ from cx_core import Rows
 
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import COLUMNS, DeadLetterRow, Table
-from sinks.clickhouse import ClickHouse
+from sinks.clickhouse import ClickHouse, every_row
 from streams.domain.dead_letters import bare_dead_letter, refused_row
 
 __all__ = ["TABLE_LEVELS", "TABLE_ORDER", "Batch", "ClickHouseWriter", "SinkMetrics"]
@@ -181,9 +181,7 @@ class ClickHouseWriter:
         wait(futures)
         return [done for f in futures for done in f.result()]
 
-    def _lane(
-        self, ch: ClickHouse, jobs: list[tuple[str, Any, Any, list[DeadLetterRow] | None]]
-    ) -> list[tuple[str, int]]:
+    def _lane(self, ch: ClickHouse, jobs: list[_Job]) -> list[tuple[str, int]]:
         self._local.ch = ch
         try:
             return [(job[0], self._retrying(*job)) for job in jobs]
@@ -226,7 +224,7 @@ class ClickHouseWriter:
         except SinkUnavailable:
             raise
         except SinkError as exc:
-            every = [*rows, *(row for chunk in chunks for row in chunk)]
+            every = every_row(rows, chunks)
             if len(every) > 1:
                 log.warning("ClickHouse refused %d rows of %s (%s); isolating the bad ones", len(every), table, exc)
                 mid = len(every) // 2
@@ -256,7 +254,7 @@ class ClickHouseWriter:
 
     def _insert(self, table: str, rows: Sequence[tuple[Any, ...]], chunks: Sequence[Rows] = ()) -> int:
         if table == DEAD_LETTERS:
-            rows = self._new_dead_letters([*rows, *(row for chunk in chunks for row in chunk)])
+            rows = self._new_dead_letters(every_row(rows, chunks))
             chunks = ()
             if not rows:
                 return 0

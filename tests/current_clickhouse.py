@@ -33,6 +33,7 @@ from schemas.rows import (
     Table,
     TouchpointRow,
 )
+from sinks.clickhouse import every_row
 
 __all__ = [
     "DASHBOARD",
@@ -85,7 +86,7 @@ class ChdbClickHouse:
         self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], chunks: Sequence[Any] = ()
     ) -> int:
         """`<db>.<table>` gets `rows` (tuples in `columns` order) and the core's `chunks`, as `ClickHouse.insert`."""
-        every = [*rows, *(row for chunk in chunks for row in chunk)]
+        every = every_row(rows, chunks)
         if every:
             self.execute(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", every)
         return len(every)

@@ -138,7 +138,15 @@ impl V<'_, '_> {
     fn kind(&self) -> String {
         match self {
             V::Py(v) => type_name(v),
-            V::Cell(c) => format!("{c:?}").split('(').next().unwrap_or("value").to_lowercase(),
+            V::Cell(c) => match c {
+                Cell::Null => "None",
+                Cell::Bool(_) => "bool",
+                Cell::Int(_) | Cell::UInt(_) => "int",
+                Cell::Float(_) => "float",
+                Cell::Str(_) => "str",
+                Cell::Strs(_) => "list",
+            }
+            .into(),
             V::Text(_) => "str".into(),
             V::Default => "default".into(),
         }

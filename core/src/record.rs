@@ -89,10 +89,6 @@ impl Scalar {
         }
     }
 
-    pub fn to_py_value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.to_py(py)
-    }
-
     fn encode(&self, w: &mut Writer) {
         match self {
             Scalar::Null => w.nil(),

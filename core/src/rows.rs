@@ -91,12 +91,9 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn new(py: Python<'_>, buf: RowBuf, row_class: &Py<PyAny>) -> PyResult<Rows> {
-        Ok(Rows {
-            buf,
-            row_class: row_class.clone_ref(py),
-            tuple_new: py.get_type::<PyTuple>().getattr("__new__")?.unbind(),
-        })
+    /// `tuple_new` is `tuple.__new__`, which makes an instance of `row_class` from its fields.
+    pub fn new(py: Python<'_>, buf: RowBuf, row_class: &Py<PyAny>, tuple_new: &Py<PyAny>) -> Rows {
+        Rows { buf, row_class: row_class.clone_ref(py), tuple_new: tuple_new.clone_ref(py) }
     }
 
     fn tuple<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {

@@ -677,7 +677,7 @@ impl Stage {
         ];
         for ((table, buf), class) in self.kinds.tables.iter().zip(out.rows).zip(classes) {
             if !buf.is_empty() {
-                rows.set_item(table.bind(py), Bound::new(py, Rows::new(py, buf, class)?)?)?;
+                rows.set_item(table.bind(py), Bound::new(py, Rows::new(py, buf, class, &self.kinds.tuple_new))?)?;
             }
         }
         let changed = PyDict::new(py);

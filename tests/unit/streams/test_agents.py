@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from schemas.settings import Settings
+from sinks.clickhouse import every_row
 from sinks.writer import Batch
 from streams.domain.codec import decode_items
 from streams.domain.identity import IdentityGraph
@@ -64,7 +65,7 @@ class MemoryWriter:
     def write(self, batch: Batch) -> dict[str, int]:
         written = {}
         for table in batch.tables():
-            rows = [*batch.rows.get(table, []), *(r for chunk in batch.chunks.get(table, []) for r in chunk)]
+            rows = every_row(batch.rows.get(table, []), batch.chunks.get(table, []))
             self.rows[table].extend(rows)
             written[table] = len(rows)
         return written
