@@ -145,6 +145,40 @@ def worker(
     run_worker(_kafka_settings(ctx, worker_web_port=web_port), loglevel=loglevel)
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="CXJ_API_HOST (default 127.0.0.1: loopback only)")] = None,
+    port: Annotated[int | None, typer.Option(help="CXJ_API_PORT (default 8080)")] = None,
+) -> None:
+    """The HTTP service: POST /v1/touchpoints for feeders, GET /v1/customers/{id} for agents (stateless)."""
+    from api.service import run
+
+    run(_settings(ctx), host=host, port=port)
+
+
+@app.command()
+def customer(
+    ctx: typer.Context,
+    customer_id: Annotated[str, typer.Argument(help="A customer key, or phone:…, email:…, anon:…, device:…, wechat:…")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the profile as JSON")] = False,
+) -> None:
+    """A customer's profile from ClickHouse (the BI user): risk, strikes and why, journeys, a timeline."""
+    from cxj.customer import render
+    from sinks.clickhouse import ClickHouse
+    from sinks.customers import profile
+
+    settings = _settings(ctx)
+    found = profile(ClickHouse(settings.clickhouse_bi), settings, customer_id)
+    if found is None:
+        err.print("no customer with this id")
+        raise typer.Exit(1)
+    if json_out:
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+    else:
+        render(found, console)
+
+
 # --- traffic -----------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from schemas.errors import StackError
 from schemas.settings import Settings, load_settings
 
-__all__ = ["WorkerProcess", "run_demo", "wait_drained"]
+__all__ = ["ServiceProcess", "WorkerProcess", "run_demo", "wait_drained"]
 
 
 class WorkerProcess:
@@ -101,6 +101,48 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+class ServiceProcess:
+    """`cxj serve` as a child process, logging to <home>/logs/serve.log; ready once /healthz answers."""
+
+    def __init__(self, settings: Settings, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.port = port or settings.api_port
+        self.env = env
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = settings.home / "logs" / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), "serve", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
+        deadline = time.monotonic() + timeout
+        health = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(f"cxj serve exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise StackError(f"cxj serve did not answer {self.url}/healthz within {timeout:.0f} s; see {self.log_path}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
 
 
 def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> float:

@@ -28,7 +28,6 @@ their retention passes (7 and 30 days); see the README.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -40,16 +39,13 @@ from schemas.errors import ConfigError, StackError
 from schemas.records import ForgetRequest
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
+from sinks.customers import identifier_of, printable, select_values
 from streams.domain.codec import encode_forget
 from streams.domain.identity import ANON_PREFIX, is_anonymous, self_key
-from streams.domain.ingest import IDENTIFIER_TYPES
-from streams.domain.pii import hash_pii, normalize_email, normalize_phone
 from streams.runtime.topics import CLAIMS
 
 __all__ = ["ForgetReport", "forget", "identifier_of", "plan", "resolve"]
 
-_HASHED: Final = re.compile(r"^[0-9a-f]{64}$")
-_KINDS: Final = frozenset(IDENTIFIER_TYPES.values())
 # A request's rows outlive its run only when the run stopped while mutations still needed them.
 _STALE_SECONDS: Final = 86_400
 # Settings for the mutations, sent where the server knows them (18.16 knows none and refuses unknown ones).
@@ -74,35 +70,9 @@ class ForgetReport:
     seconds: float = 0.0
 
 
-def identifier_of(text: str, settings: Settings) -> str:
-    """`phone:<raw>` / `email:<raw>` → the identifier ingest stores (a keyed hash); other `kind:value` as is."""
-    text = _printable(text, "identifier")
-    kind, sep, value = text.partition(":")
-    value = value.strip()
-    if not sep or kind not in _KINDS or not value:
-        raise ConfigError(f"identifier must be kind:value with kind one of {', '.join(sorted(_KINDS))}")
-    if kind in ("phone", "email") and not _HASHED.match(value):
-        try:
-            normal = normalize_phone(value, settings.default_region) if kind == "phone" else normalize_email(value)
-        except ValueError as exc:
-            raise ConfigError(f"{kind}: {exc}") from None
-        value = hash_pii(settings.require_pii_secret(), kind, normal)
-    return f"{kind}:{value}"
-
-
-def _printable(text: str, what: str) -> str:
-    text = text.strip()
-    if not text or len(text) > 512 or any(ord(c) < 32 for c in text):
-        raise ConfigError(f"{what} must be 1-512 printable characters")
-    return text
-
-
 def _lookup(ch: ClickHouse, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
-    """A SELECT over `_values`, an external table: the values travel as data, never in the query text, which
-    system.query_log and system.processes show every user on 18.16. GLOBAL ships them to every shard."""
-    table = {"name": "_values", "structure": [("value", "String")], "data": [{"value": v} for v in sorted(set(values))]}
-    rows: list[tuple[Any, ...]] = ch.execute(sql.replace("{db}", ch.database), external_tables=[table])
-    return rows
+    """A SELECT over `_values`, an external table (`sinks.customers.select_values`): values never in SQL text."""
+    return select_values(ch, sql, values)
 
 
 def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier: str | None) -> str:
@@ -111,7 +81,7 @@ def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier
     if (customer is None) == (identifier is None):
         raise ConfigError("give exactly one of: a customer key, or --identifier kind:value")
     if customer is not None:
-        key = _printable(customer, "customer key")
+        key = printable(customer, "customer key")
         if not is_anonymous(key):
             return key
         identifier = key[len(ANON_PREFIX) :]

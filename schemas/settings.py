@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.touchpoint import ID_FIELDS
 
-__all__ = ["ClickHouseDSN", "Settings", "load_settings"]
+__all__ = ["ApiToken", "ClickHouseDSN", "Settings", "load_settings"]
 
 DEFAULT_BLOCKLIST = ("null", "undefined", "anonymous", "0", "-1", "none", "nil", "unknown", "n/a")
 
@@ -57,6 +57,18 @@ class ClickHouseDSN:
             password=SecretStr(unquote(parts.password or "")),
             database=database,
         )
+
+
+class ApiToken(BaseModel):
+    """One entry of `CXJ_API_TOKENS`: a feeder's token, stored as its SHA-256, and what it may send."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token")
+    sources: tuple[str, ...] = Field(min_length=1, description="source values or fnmatch patterns ('*': any)")
+    rate: float | None = Field(default=None, gt=0, description="touchpoints per second per replica")
+    profiles: bool = Field(default=False, description="may read customer profiles (GET /v1/customers/{id})")
 
 
 class Settings(BaseSettings):
@@ -133,6 +145,22 @@ class Settings(BaseSettings):
     journey_lateness_seconds: int = Field(default=300, ge=0)
     journey_retention_days: int = Field(default=7, ge=1)
     forward_ttl_seconds: int = Field(default=3600, ge=60)
+
+    # --- HTTP service (`cxj serve`) -------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    # Who may send touchpoints: a JSON list of {"name", "sha256" (hex digest of the token), "sources"
+    # (source values or fnmatch patterns it may send), "rate" (touchpoints per second, optional),
+    # "profiles" (true: may read customer profiles; front-line tools, not feeders)}.
+    api_tokens: tuple[ApiToken, ...] = ()
+    # A token for clients of the local stack (`cxj stack up` writes it, and its hash into CXJ_API_TOKENS).
+    api_token: SecretStr | None = None
+    api_url: str = "http://127.0.0.1:8080"
+    # Touchpoints per second a token may send to one replica when its entry names no rate.
+    api_rate: float = Field(default=50_000.0, gt=0)
+    # How long a POST waits for the broker's acknowledgement before answering 503.
+    api_send_timeout: float = Field(default=10.0, gt=0)
+    api_clickhouse_connections: int = Field(default=4, ge=1, le=64)
 
     # --- Monitoring endpoints (written to stack.env by `cxj stack up`) ------------
     prometheus_url: str = "http://127.0.0.1:9090"

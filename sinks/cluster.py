@@ -40,6 +40,10 @@ SHARDING_KEYS: Final = {
     "risk_daily": "cityHash64(customer_key)",
     "journey_funnel": "cityHash64(journey_id)",
     Table.ERASURES: "cityHash64(request_id)",
+    # Written by materialized views on the shard of their source row; read whole through the Distributed table.
+    "touchpoints_by_customer": "cityHash64(event_id)",
+    "signals_by_customer": "cityHash64(event_id)",
+    "journeys_by_customer": "cityHash64(journey_id)",
 }
 # Held whole by every server, under its own name (no `_local`, no Distributed table). `erasure_subjects`: the
 # subqueries of `cxj forget`'s mutations read it, and each replica of each shard runs them on its own parts.

@@ -76,7 +76,16 @@ class ChdbClickHouse:
         result = json.loads(raw)
         return [c["name"] for c in result["meta"]], [tuple(r) for r in result["data"]]
 
-    def execute(self, sql: str, params: Any = None, **_: Any) -> list[tuple[Any, ...]]:
+    def execute(
+        self, sql: str, params: Any = None, *, external_tables: Sequence[dict[str, Any]] = (), **_: Any
+    ) -> list[tuple[Any, ...]]:
+        """External tables (clickhouse-driver's) become literal subqueries: chDB takes no external data."""
+        for table in external_tables:
+            (column, _kind), *rest = table["structure"]
+            assert not rest, "one String column, as sinks.customers sends"
+            values = ", ".join(str(escape_param(row[column], None)) for row in table["data"]) or "''"
+            literal = f"(SELECT arrayJoin([{values}]) AS {column}{' WHERE 0' if not table['data'] else ''})"
+            sql = sql.replace(f"FROM {table['name']}", f"FROM {literal}")
         return self.run(sql, params)[1]
 
     def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -17,7 +17,7 @@ delay), with some late arrivals and exact duplicate re-sends mixed in, as real f
 """
 
 from cxj.simulate.engine import INVALID_REASONS, TOPIC, SimulationConfig
-from cxj.simulate.traffic import Pacer, ProduceStats, generate, generate_raw, messages, produce
+from cxj.simulate.traffic import Pacer, ProduceStats, generate, generate_raw, messages, produce, produce_messages
 
 __all__ = [
     "INVALID_REASONS",
@@ -29,4 +29,5 @@ __all__ = [
     "generate_raw",
     "messages",
     "produce",
+    "produce_messages",
 ]

@@ -188,10 +188,18 @@ def produce(
     total: int | None = None, progress: bool = False, topic: str = TOPIC,
 ) -> ProduceStats:  # fmt: skip
     """Send items to `topic` (dicts as JSON, bytes as they are); Kafka errors become StackError."""
+    stream = messages(items, batch_size)  # bad batch_size fails before connecting
+    return produce_messages(settings, stream, rate=rate, total=total, progress=progress, topic=topic)
+
+
+def produce_messages(
+    settings: Settings, stream: Iterable[Outgoing], *, rate: float | None = None, total: int | None = None,
+    progress: bool = False, topic: str = TOPIC,
+) -> ProduceStats:  # fmt: skip
+    """Send `messages(...)`'s messages to `topic` with kafka-python (acks=all)."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    stream = messages(items, batch_size)  # bad batch_size fails before connecting
     pacer = Pacer(rate)
     failures: list[BaseException] = []
     where = settings.kafka_bootstrap

@@ -15,7 +15,8 @@ ALERTMANAGER_TEMPLATE: Final = DEPLOY / "alertmanager" / "alertmanager.yml"
 
 
 def prometheus_config(targets: Path, *, alertmanager_port: int, prometheus_port: int) -> str:
-    """Scrape the workers listed in `targets/*.json` (re-read every 5 s, no restart) with the shared rules."""
+    """Scrape the workers listed in `targets/*.json` and the `cxj serve` replicas in `targets/api/*.json`
+    (re-read every 5 s, no restart) with the shared rules."""
     config = {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "rule_files": [str(RULES_DIR / "*.yml")],
@@ -23,6 +24,8 @@ def prometheus_config(targets: Path, *, alertmanager_port: int, prometheus_port:
         "scrape_configs": [
             {"job_name": "cx-worker", "metrics_path": "/metrics",
              "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}]},
+            {"job_name": "cx-api", "metrics_path": "/metrics",
+             "file_sd_configs": [{"files": [str(targets / "api" / "*.json")], "refresh_interval": "5s"}]},
             {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{prometheus_port}"]}]},
         ],
     }  # fmt: skip

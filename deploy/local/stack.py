@@ -18,6 +18,7 @@ in the repository and scrapes the workers listed in `<home>/prometheus/targets/*
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -213,7 +214,7 @@ class LocalStack:
             creds: dict[str, str] = json.loads(self.secrets_path.read_text())
         except (OSError, ValueError):
             creds = {}
-        wanted = ("admin_password", "writer_password", "bi_password", "pii_secret")
+        wanted = ("admin_password", "writer_password", "bi_password", "pii_secret", "api_token")
         if create and any(k not in creds for k in wanted):
             for key in wanted:
                 creds.setdefault(key, secrets.token_urlsafe(24))
@@ -286,6 +287,9 @@ class LocalStack:
         targets.mkdir(parents=True, exist_ok=True)
         # Derived from the settings on every `up`, so a new worker port is scraped (Prometheus re-reads file_sd
         # targets by itself, no restart); other files in the folder (extra workers, tests) are not ours.
+        (targets / "api").mkdir(exist_ok=True)
+        api = [{"targets": [f"127.0.0.1:{s.api_port}"], "labels": {"instance_name": "api"}}]
+        write_if_changed(targets / "api" / "api.json", json.dumps(api))
         write_if_changed(targets / "worker.json", json.dumps([{"targets": [f"127.0.0.1:{s.worker_web_port}"],
                                                                  "labels": {"instance_name": "worker"}}]))  # fmt: skip
         prometheus = prometheus_config(
@@ -328,6 +332,21 @@ class LocalStack:
             "CXJ_ALERTMANAGER_URL": f"http://127.0.0.1:{s.alertmanager_port}",
             "CXJ_ALERT_WEBHOOK_URL": s.alert_webhook_url or DEFAULT_WEBHOOK,
             "CXJ_WORKER_WEB_PORT": str(s.worker_web_port),
+            # `cxj serve`: one token for local clients (every source, and profiles); deployments configure their own.
+            "CXJ_API_PORT": str(s.api_port),
+            "CXJ_API_URL": f"http://127.0.0.1:{s.api_port}",
+            "CXJ_API_TOKEN": creds["api_token"],
+            "CXJ_API_TOKENS": json.dumps(
+                [
+                    {
+                        "name": "local",
+                        "sources": ["*"],
+                        "profiles": True,
+                        "sha256": hashlib.sha256(creds["api_token"].encode()).hexdigest(),
+                    }
+                ],
+                separators=(",", ":"),
+            ),
             "CXJ_KAFKA_PORT": str(s.kafka_port),
             "CXJ_CLICKHOUSE_PORT": str(s.clickhouse_port),
             "CXJ_CLICKHOUSE_HTTP_PORT": str(s.clickhouse_http_port),

@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cxj.forget import forget, identifier_of
+from cxj.forget import forget
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
+from sinks.customers import identifier_of
 from tests.factories import touchpoint
 from tests.integration.pipeline_support import consume_all, query, send_and_drain, string_columns
 from tests.stories import Story, identity_story

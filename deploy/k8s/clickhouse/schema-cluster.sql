@@ -384,3 +384,73 @@ GLOBAL ANY LEFT JOIN
     FROM cx.identity_overrides
     GROUP BY stitched_key
 ) AS overrides USING (stitched_key);
+
+CREATE TABLE IF NOT EXISTS cx.touchpoints_by_customer_local ON CLUSTER 'cx'
+(
+    customer_key String,
+    occurred_at  DateTime,
+    event_id     String,
+    channel      String,
+    event_type   String,
+    source       String,
+    signals      Array(String),
+    journey_id   String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/touchpoints_by_customer', '{replica}')
+ORDER BY (customer_key, occurred_at, event_id)
+SETTINGS index_granularity = 256;
+
+CREATE TABLE IF NOT EXISTS cx.touchpoints_by_customer ON CLUSTER 'cx' AS cx.touchpoints_by_customer_local
+ENGINE = Distributed('cx', 'cx', 'touchpoints_by_customer_local', cityHash64(event_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS cx.touchpoints_by_customer_mv ON CLUSTER 'cx' TO cx.touchpoints_by_customer_local AS
+SELECT customer_key, occurred_at, event_id, channel, event_type, source, signals, journey_id
+FROM cx.touchpoints_local;
+
+CREATE TABLE IF NOT EXISTS cx.signals_by_customer_local ON CLUSTER 'cx'
+(
+    customer_key   String,
+    experience_key String,
+    signal         String,
+    occurred_at    DateTime,
+    event_id       String,
+    polarity       Int8,
+    dimension      String,
+    channel        String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/signals_by_customer', '{replica}')
+ORDER BY (customer_key, experience_key, signal, occurred_at, event_id)
+SETTINGS index_granularity = 256;
+
+CREATE TABLE IF NOT EXISTS cx.signals_by_customer ON CLUSTER 'cx' AS cx.signals_by_customer_local
+ENGINE = Distributed('cx', 'cx', 'signals_by_customer_local', cityHash64(event_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS cx.signals_by_customer_mv ON CLUSTER 'cx' TO cx.signals_by_customer_local AS
+SELECT customer_key, experience_key, signal, occurred_at, event_id, polarity, dimension, channel
+FROM cx.experience_signals_local;
+
+CREATE TABLE IF NOT EXISTS cx.journeys_by_customer_local ON CLUSTER 'cx'
+(
+    customer_key  String,
+    journey_id    String,
+    journey_type  Enum8('purchase' = 1, 'service' = 2, 'browse' = 3),
+    status        Enum8('open' = 1, 'completed' = 2, 'abandoned' = 3),
+    started_at    DateTime,
+    last_event_at DateTime,
+    touchpoints   UInt32,
+    channels      Array(String),
+    dissatisfying UInt8,
+    merged_into   String,
+    version       UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/journeys_by_customer', '{replica}', version)
+ORDER BY (customer_key, journey_id)
+SETTINGS index_granularity = 256;
+
+CREATE TABLE IF NOT EXISTS cx.journeys_by_customer ON CLUSTER 'cx' AS cx.journeys_by_customer_local
+ENGINE = Distributed('cx', 'cx', 'journeys_by_customer_local', cityHash64(journey_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS cx.journeys_by_customer_mv ON CLUSTER 'cx' TO cx.journeys_by_customer_local AS
+SELECT customer_key, journey_id, journey_type, status, started_at, last_event_at, touchpoints, channels,
+       dissatisfying, merged_into, version
+FROM cx.journeys_local;

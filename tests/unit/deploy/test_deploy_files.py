@@ -48,7 +48,7 @@ def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:
 def test_the_stack_has_every_part(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert {"kafka-1", "kafka-2", "kafka-3", "clickhouse", "prometheus", "alertmanager", "grafana", "cx-init",
-            "cx-worker"} <= set(services)  # fmt: skip
+            "cx-worker", "api"} <= set(services)  # fmt: skip
     assert services["cx-worker"]["deploy"]["replicas"] == "${CX_WORKERS:-3}"
     assert services["cx-worker"]["depends_on"]["cx-init"]["condition"] == "service_completed_successfully"
 
@@ -102,6 +102,43 @@ def test_worker_settings_parse_and_point_at_services(compose: dict[str, Any]) ->
     assert all("${" in v for k, v in env.items() if "PASSWORD" in k or "SECRET" in k or ("URL" in k and "@" in v))
 
 
+def test_api_settings_parse_and_hold_only_the_read_only_user(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    env = dict(api["environment"])
+    for host_port in env["CXJ_KAFKA_BOOTSTRAP"].split(","):
+        assert host_port.split(":")[0] in compose["services"]
+    assert env["CXJ_KAFKA_BOOTSTRAP"] == compose["services"]["cx-worker"]["environment"]["CXJ_KAFKA_BOOTSTRAP"]
+    tokens = json.dumps([{"name": "feeder", "sha256": "0" * 64, "sources": ["*"]}])
+    secrets = {"CXJ_PII_SECRET": "x" * 32, "CX_BI_PASSWORD": "b", "CXJ_API_TOKENS": tokens}
+    resolved: dict[str, Any] = {k: re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: secrets[m.group(1)], v)
+                                for k, v in env.items()}  # fmt: skip
+    # pydantic-settings decodes JSON from the environment only, not from keyword arguments.
+    resolved["CXJ_API_TOKENS"] = json.loads(resolved["CXJ_API_TOKENS"])
+    settings = Settings(**{k[4:].lower(): v for k, v in resolved.items() if k.startswith("CXJ_")})
+    assert settings.clickhouse_bi.host == "clickhouse" and settings.clickhouse_bi.user == "cx_bi"
+    assert [t.name for t in settings.api_tokens] == ["feeder"]
+    # Profiles are read as cx_bi; the writer's and the schema owner's credentials stay with the pipeline.
+    assert not {"CXJ_CLICKHOUSE_URL", "CXJ_CLICKHOUSE_ADMIN_URL"} & set(env)
+    assert api["command"] == ["serve", "--host", "0.0.0.0"]
+    assert str(settings.api_port) in api["expose"]
+    assert api["ports"] == [f"127.0.0.1:{settings.api_port}:{settings.api_port}"]
+    assert f"127.0.0.1:{settings.api_port}/healthz" in " ".join(api["healthcheck"]["test"])
+    assert api["depends_on"]["cx-init"]["condition"] == "service_completed_successfully"
+    assert all("${" in v for k, v in env.items() if "SECRET" in k or "TOKENS" in k or ("URL" in k and "@" in v))
+    assert "CXJ_API_TOKENS=" in (COMPOSE / ".env.example").read_text().splitlines()
+
+
+def test_prometheus_scrapes_the_api_as_job_cx_api(compose: dict[str, Any]) -> None:
+    port = int(compose["services"]["api"]["environment"]["CXJ_API_PORT"])
+    prom = _yaml(COMPOSE / "prometheus" / "prometheus.yml")
+    sd = next(j for j in prom["scrape_configs"] if j["job_name"] == "cx-api")["dns_sd_configs"][0]
+    assert (sd["names"], sd["port"]) == (["api"], port)
+    reference = _yaml(ROOT / "deploy" / "prometheus" / "prometheus.yml")
+    api = next(j for j in reference["scrape_configs"] if j["job_name"] == "cx-api")
+    default = Settings.model_fields["api_port"].default
+    assert api["static_configs"][0]["targets"] == [f"127.0.0.1:{default}"]
+
+
 def test_prometheus_scrapes_the_worker_port_and_loads_the_shared_rules(compose: dict[str, Any]) -> None:
     prom = _yaml(COMPOSE / "prometheus" / "prometheus.yml")
     worker = next(j for j in prom["scrape_configs"] if j["job_name"] == "cx-worker")
@@ -142,7 +179,7 @@ def test_grafana_datasource_and_dashboard() -> None:
     assert ch["secureJsonData"]["password"].startswith("$")
     dashboard = json.loads((COMPOSE / "grafana" / "dashboards" / "cx-journeys.json").read_text())
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("churn risk", "channel", "signal", "dimension", "journeys", "pipeline"):
+    for topic in ("churn risk", "channel", "signal", "dimension", "journeys", "pipeline", "api"):
         assert topic in titles, topic
     uids = {d["uid"] for d in ds}
     for panel in dashboard["panels"]:
@@ -182,8 +219,21 @@ def test_k8s_names_and_ports_agree_with_the_code() -> None:
     for trigger in scaled["spec"]["triggers"]:
         assert trigger["metadata"]["consumerGroup"] == settings.app_id
         assert trigger["metadata"]["topic"] in {topics.TOUCHPOINTS, topics.STITCH}
+    api = docs[("Deployment", "cx-api")]["spec"]["template"]["spec"]["containers"][0]
+    assert api["args"] == ["serve"] and settings.api_host == "0.0.0.0"
+    assert api["ports"][0]["containerPort"] == settings.api_port
+    assert {api["readinessProbe"]["httpGet"]["path"], api["livenessProbe"]["httpGet"]["path"]} == {"/healthz"}
+    api_service = docs[("Service", "cx-api")]
+    assert api_service["spec"]["ports"][0]["port"] == settings.api_port
+    assert api_service["metadata"]["annotations"]["prometheus.io/port"] == str(settings.api_port)
+    assert api_service["spec"]["selector"] == docs[("Deployment", "cx-api")]["spec"]["selector"]["matchLabels"]
+    api_monitor = docs[("ServiceMonitor", "cx-api")]
+    assert api_monitor["spec"]["selector"]["matchLabels"] == api_service["metadata"]["labels"]
+    assert api_monitor["spec"]["endpoints"][0]["port"] == api_service["spec"]["ports"][0]["name"]
+    assert api_monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "cx-api"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
     # Secrets are never in the manifests.
-    assert not {"CXJ_PII_SECRET", "CXJ_CLICKHOUSE_URL", "CXJ_KAFKA_SASL_PASSWORD"} & set(config)
+    assert not {"CXJ_PII_SECRET", "CXJ_CLICKHOUSE_URL", "CXJ_KAFKA_SASL_PASSWORD", "CXJ_API_TOKENS"} & set(config)
 
 
 def test_the_committed_cluster_schema_is_generated_from_the_migrations() -> None:
@@ -330,3 +380,8 @@ def test_k8s_only_the_init_job_mounts_the_admin_secret() -> None:
 
     assert secrets("Job", "cx-init") == {"cx-journeys", "cx-journeys-admin"}
     assert secrets("Deployment", "cx-worker") == {"cx-journeys"}
+    # The API takes single keys of `cx-journeys`: the read-only ClickHouse user, never the writer's URL.
+    assert secrets("Deployment", "cx-api") == {"cx-journeys-api"}
+    api = docs[("Deployment", "cx-api")]["spec"]["template"]["spec"]["containers"][0]
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in api["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert keys == {"CXJ_PII_SECRET", "CXJ_CLICKHOUSE_BI_URL", "CXJ_KAFKA_SASL_PASSWORD"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.local import kafka, stack
 from deploy.local.clickhouse_config import BI_PROFILE, BI_QUOTA, WRITER_PROFILE, users_config
@@ -49,7 +50,29 @@ def test_a_new_worker_port_rewrites_the_scrape_target_and_leaves_other_targets(t
 
     assert _worker_targets(tmp_path) == ["127.0.0.1:7777"]
     assert other.read_text() == '[{"targets": ["127.0.0.1:7001"]}]'
-    assert sorted(p.name for p in other.parent.iterdir()) == ["bench-worker-1.json", "worker.json"]
+    assert sorted(p.name for p in other.parent.iterdir()) == ["api", "bench-worker-1.json", "worker.json"]
+
+
+def test_the_api_is_scraped_as_its_own_job_at_its_port(tmp_path: Path) -> None:
+    _stack(tmp_path, api_port=8181)._write_configs(CREDS)
+    targets = tmp_path / "prometheus" / "targets"
+    entries = json.loads((targets / "api" / "api.json").read_text())
+    assert [t for entry in entries for t in entry["targets"]] == ["127.0.0.1:8181"]
+    jobs = {job["job_name"]: job for job in yaml.safe_load((tmp_path / "prometheus" / "prometheus.yml").read_text())
+            ["scrape_configs"]}  # fmt: skip
+    assert jobs["cx-api"]["file_sd_configs"][0]["files"] == [str(targets / "api" / "*.json")]
+    # the workers' job reads only the folder's own files, so the API is never taken for a worker
+    assert jobs["cx-worker"]["file_sd_configs"][0]["files"] == [str(targets / "*.json")]
+
+
+def test_the_local_token_is_written_with_its_hash_only_in_the_token_list(tmp_path: Path) -> None:
+    env = _stack(tmp_path)._env({**CREDS, "api_token": "t0ken-for-the-local-stack"})
+    granted = json.loads(env["CXJ_API_TOKENS"])
+    assert env["CXJ_API_TOKEN"] == "t0ken-for-the-local-stack"
+    assert granted == [{"name": "local", "sources": ["*"], "profiles": True,
+                        "sha256": hashlib.sha256(b"t0ken-for-the-local-stack").hexdigest()}]  # fmt: skip
+    assert "t0ken" not in env["CXJ_API_TOKENS"]
+    assert Settings(api_tokens=granted).api_tokens[0].sources == ("*",)
 
 
 def test_writing_the_same_configs_again_touches_no_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from api.metrics import ApiMetrics
 from deploy.local.monitoring_config import alertmanager_config
 from streams.runtime.metrics import PipelineMetrics
 
@@ -49,7 +50,8 @@ def _assert_ok(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def _exported() -> tuple[set[str], dict[str, frozenset[str]]]:
-    """Sample names a scrape of the worker can show, and each family's label names, from the real registry."""
+    """Sample names a scrape of the worker or of `cxj serve` can show, and each family's label names, from the
+    real registries."""
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
     names = {family.name + suffix for family in registry.collect() for suffix in SUFFIXES[family.type]}
@@ -58,6 +60,13 @@ def _exported() -> tuple[set[str], dict[str, frozenset[str]]]:
         collector = getattr(metrics, field.name)
         # prometheus_client keeps label names private; a labelled child only shows them once it exists.
         labels[collector._name] = frozenset(collector._labelnames)
+    # `cxj serve` builds its cx_api_* on a registry of its own (api.metrics).
+    api_registry = ApiMetrics.create(CollectorRegistry()).registry
+    api = [family for family in api_registry.collect() if family.name.startswith("cx_")]
+    names |= {family.name + suffix for family in api for suffix in SUFFIXES[family.type]}
+    for collector in api_registry._collector_to_names:  # no public way to list a registry's collectors
+        if getattr(collector, "_name", "").startswith("cx_"):
+            labels[collector._name] = frozenset(collector._labelnames)
     return names, labels
 
 
@@ -161,7 +170,7 @@ def test_rule_reads_only_exported_metrics_and_labels(item: tuple[str, dict[str, 
     for recorded in RECORDED_NAME.findall(code):
         assert recorded in RECORDED, f"{recorded} is not recorded by any rule under deploy/prometheus/rules"
     for name in CX_NAME.findall(RECORDED_NAME.sub(" ", code)):
-        assert name in EXPORTED, f"{name} is not exported by streams/runtime/metrics.py (exported: {sorted(EXPORTED)})"
+        assert name in EXPORTED, f"{name} is not exported by the worker or the API (exported: {sorted(EXPORTED)})"
     for name, matchers in SELECTOR.findall(rule["expr"]):
         allowed = LABELS[_family(name)] | TARGET_LABELS | ({"le"} if name.endswith("_bucket") else set())
         for label in MATCHER_LABEL.findall(matchers):
@@ -176,7 +185,7 @@ def test_rule_reads_only_exported_metrics_and_labels(item: tuple[str, dict[str, 
 def test_rules_read_real_worker_metrics() -> None:
     """The checks above must see something: the rules read the pipeline's key series."""
     read = set().union(*(_families_behind(rule["expr"]) for _, rule in RULES))
-    essential = {"cx_touchpoints", "cx_rejections", "cx_event_to_sink_lag_seconds", "cx_sink_errors"}
+    essential = {"cx_touchpoints", "cx_rejections", "cx_event_to_sink_lag_seconds", "cx_sink_errors", "cx_api_requests"}
     assert read >= essential | {"cx_churn_alerts"}
     assert any('up{job="cx-worker"}' in rule["expr"] for _, rule in ALERTS)
 

@@ -21,7 +21,7 @@ from cxj.report import collect
 from cxj.report_html import collect_html
 from schemas.rows import ROWS_BY_TABLE, AlertRow, CustomerRow, JourneyRow, Table
 from schemas.settings import Settings
-from sinks import queries
+from sinks import customers, queries
 from sinks.cluster import cluster_schema
 from sinks.migrate import CURRENT, LEGACY, applied, engine_of, load_migrations, migrate, split_statements
 from sinks.queries import checks
@@ -142,6 +142,7 @@ def test_migration_0007_rewrites_journeys_written_before_it(session: Any) -> Non
     ch = _database(session, "cx_0007")
     migrations = load_migrations(engine=CURRENT)
     migrate(ch, [m for m in migrations if m.version < 7])  # type: ignore[arg-type]
+    migrations = [m for m in migrations if m.version <= 7]
     key, t = "C-7", 1_700_000_000
 
     def journey(jid: str, touchpoints: int, merged_into: str = "", **values: Any) -> JourneyRow:
@@ -153,7 +154,7 @@ def test_migration_0007_rewrites_journeys_written_before_it(session: Any) -> Non
     old = [journey("purchase:O-1", 4, journey_type="purchase", status="completed"), journey("browse:a", 3),
            journey("browse:b", 0, "browse:a")]  # fmt: skip
     _write(ch, Dataset(t, {Table.JOURNEYS: old}))
-    assert [m.version for m in migrate(ch)] == [7]  # type: ignore[arg-type]
+    assert [m.version for m in migrate(ch, migrations)] == [7]  # type: ignore[arg-type]
     [rewrite] = [m for m in migrations if m.version == 7]
     for statement in split_statements(rewrite.sql):
         if statement.startswith("INSERT INTO {db}.journeys"):
@@ -167,6 +168,24 @@ def test_migration_0007_rewrites_journeys_written_before_it(session: Any) -> Non
         ("purchase:O-1", 0, f"purchase:O-1@{key}"),
         (f"purchase:O-1@{key}", 4, ""),
     ]
+
+
+def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_them(clean: ChdbClickHouse) -> None:
+    """Migration 0008's materialized views copy every row the writer stores, by customer key; the profile's
+    queries run on a current ClickHouse and a merged-away key resolves to its customer."""
+    for table, source in (("touchpoints_by_customer", "touchpoints"), ("signals_by_customer", "experience_signals"),
+                          ("journeys_by_customer", "journeys")):  # fmt: skip
+        copied = clean.query(f"SELECT customer_key, count() FROM {{db}}.{table} GROUP BY customer_key ORDER BY 1")
+        stored = clean.query(f"SELECT customer_key, count() FROM {{db}}.{source} GROUP BY customer_key ORDER BY 1")
+        assert copied == stored and copied, table
+    settings = Settings(pii_secret="s" * 32)
+    who = customers.resolve(clean, settings, "C-3")  # type: ignore[arg-type]
+    assert (who.key, who.keys) == ("C-1", ("C-1", "C-3"))
+    assert who.state is not None and who.state.dissatisfied_90d == 3
+    for name, sql in customers.QUERIES.items():
+        rows = customers.select_values(clean, sql, who.keys)  # type: ignore[arg-type]
+        assert rows, name
+    assert customers.resolve(clean, settings, "nobody").state is None  # type: ignore[arg-type]
 
 
 def test_the_resolved_views_show_a_merged_keys_rows_under_its_customer(clean: ChdbClickHouse) -> None:

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from cxj.erasure import ErasurePlan, delete_statement, deletions, subject_rows, text_pattern
-from cxj.forget import identifier_of
 from schemas.errors import ConfigError
 from schemas.records import ForgetRequest, LinkClaim
 from schemas.settings import Settings
+from sinks.customers import identifier_of
 from streams.domain.codec import Item, decode_claims, encode_claims, encode_forget
 from streams.domain.identity import IdentityGraph
 from streams.domain.processor import PartitionState
@@ -174,7 +174,9 @@ def test_every_table_holding_a_customer_is_deleted_from_by_a_condition_naming_on
     work = deletions(PLAN, REQUEST, "cx")
     assert {t for t, _ in work} == {"touchpoints", "experience_signals", "customer_experience", "churn_alerts",
                                     "journeys", "risk_daily", "journey_funnel", "identity_links",
-                                    "identity_overrides", "identity_conflicts", "dead_letters"}  # fmt: skip
+                                    "identity_overrides", "identity_conflicts", "dead_letters",
+                                    "touchpoints_by_customer", "signals_by_customer",
+                                    "journeys_by_customer"}  # fmt: skip
     # What system.mutations and system.query_log will show every user: the request id, never a key or id.
     for table, condition in work:
         statement = delete_statement("cx", table, condition, None)
