@@ -38,8 +38,9 @@ test-unit: setup ## Unit tests only (no network)
 test-integration: setup ## Integration tests only (starts the real stack)
 	$(PYTEST) tests/integration -q
 
-bench: setup ## Throughput, latency, memory (private stack), state at 1M customers, the resolved view's cost; bench-results/*.json
+bench: setup ## Throughput, latency, memory (private stack), the HTTP service, state at 1M customers, the resolved view's cost; bench-results/*.json
 	$(CXJ) bench pipeline
+	$(CXJ) bench api
 	$(CXJ) bench state
 	$(CXJ) stack up
 	$(CXJ) init

@@ -194,15 +194,27 @@ def simulate(
     unhappy_share: Annotated[float, typer.Option()] = 0.15,
     invalid_share: Annotated[float, typer.Option(help="Share of deliberately broken payloads")] = 0.01,
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
+    http: Annotated[
+        bool, typer.Option("--http", help="Send through `cxj serve` (CXJ_API_URL) instead of Kafka")
+    ] = False,
 ) -> None:
     """Send seedable multi-channel traffic (the stories of docs/contract.md) to cx.touchpoints."""
-    from cxj.simulate import SimulationConfig, generate_raw, produce
+    from cxj.simulate import SimulationConfig, generate_raw, messages, produce
 
-    settings = _kafka_settings(ctx)
+    settings = _settings(ctx) if http else _kafka_settings(ctx)
     config = SimulationConfig(
         seed=seed, customers=customers, events=events, days=days, now=datetime.now(UTC),
         unhappy_share=unhappy_share, invalid_share=invalid_share, region=settings.default_region,
     )  # fmt: skip
+    if http:
+        from cxj.simulate.http import post
+
+        posted = post(settings, messages(generate_raw(config), batch_size))
+        refused = ", ".join(f"{n:,} answered {code}" for code, n in sorted(posted.refused.items()))
+        console.print(f"posted {posted.sent_events:,} touchpoints in {posted.sent_messages:,} requests to "
+                      f"{settings.api_url}: {posted.accepted:,} accepted, {posted.rejected:,} rejected"
+                      + (f"; refused whole: {refused}" if refused else ""))  # fmt: skip
+        return
     stats = produce(settings, generate_raw(config), rate=rate, batch_size=batch_size, total=events, progress=progress)
     console.print(
         f"sent {stats.sent_events:,} touchpoints in {stats.sent_messages:,} messages, "

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from rich.console import Console
 
@@ -160,6 +161,29 @@ def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> 
     raise StackError(f"pipeline not drained after {timeout:.0f} s: lag {consumer_lag(settings)}")
 
 
+def _show_profile(settings: Settings, console: Console, url: str) -> None:
+    """The most at-risk customer's profile over HTTP (as a desk tool would ask), and the curl for it."""
+    from cxj.customer import render
+    from schemas.api import Profile
+    from sinks.clickhouse import ClickHouse
+
+    top = ClickHouse(settings.clickhouse_bi).query(
+        "SELECT customer_key FROM {db}.customer_experience FINAL WHERE merged_into = '' "
+        "ORDER BY dissatisfied_90d DESC, lifetime_value DESC, customer_key LIMIT 1"
+    )
+    if not top or settings.api_token is None:
+        return
+    key = str(top[0][0])
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.api_port}/v1/customers/{quote(key, safe='')}",
+        headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the local service, http only
+        render(Profile.model_validate_json(answer.read()), console)
+    console.print(f'curl -H "Authorization: Bearer $CXJ_API_TOKEN" {url}/v1/customers/{quote(key, safe="")}'
+                  "  (CXJ_API_TOKEN is in .cxj/stack.env; `cxj customer KEY` shows the same)")  # fmt: skip
+
+
 def run_demo(
     settings: Settings, console: Console, *, events: int, customers: int, batch_size: int, seed: int,
     timeout: float,
@@ -168,7 +192,8 @@ def run_demo(
     from cxj.check import run_all
     from cxj.report import collect, render
     from cxj.report_html import collect_html, render_html
-    from cxj.simulate import SimulationConfig, generate_raw, produce
+    from cxj.simulate import SimulationConfig, generate_raw, messages, produce_messages
+    from cxj.simulate.http import post
     from deploy.local.stack import LocalStack
     from sinks.clickhouse import ClickHouse
     from sinks.migrate import migrate
@@ -181,38 +206,52 @@ def run_demo(
     console.rule("[bold]2. topics and schema")
     create_topics(settings)
     migrate(ClickHouse(settings.clickhouse_schema_admin))
-    console.rule("[bold]3. worker")
+    console.rule("[bold]3. worker and HTTP service")
     worker = WorkerProcess(settings)
     worker.start()
     console.print(f"worker up; metrics at http://127.0.0.1:{settings.worker_web_port}/metrics")
+    service = ServiceProcess(settings)
     try:
+        service.start()
+        console.print(f"cxj serve up at {service.url} (POST /v1/touchpoints, GET /v1/customers/{{id}})")
         console.rule(f"[bold]4. {events:,} simulated touchpoints from {customers:,} customers")
         config = SimulationConfig(
             seed=seed, customers=customers, events=events, days=60.0, now=datetime.now(UTC),
             invalid_share=0.01, region=settings.default_region,
         )  # fmt: skip
+        outgoing = list(messages(generate_raw(config), batch_size))
+        # A fifth of the batches as a web front end would send them, over HTTP; the rest straight to Kafka.
+        via_http = [m for i, m in enumerate(outgoing) if i % 5 == 0 and m[2] > 1]
+        via_kafka = [m for i, m in enumerate(outgoing) if not (i % 5 == 0 and m[2] > 1)]
         started = time.monotonic()
-        stats = produce(settings, generate_raw(config), batch_size=batch_size, total=events, progress=True)
+        stats = produce_messages(settings, via_kafka, total=sum(m[2] for m in via_kafka), progress=True)
+        posted = post(settings, via_http)
+        console.print(f"POST /v1/touchpoints: {posted.sent_messages:,} requests, {posted.accepted:,} touchpoints "
+                      f"accepted, {posted.rejected:,} rejected (they become dead letters), "
+                      f"{posted.events_per_second:,.0f} touchpoints/s")  # fmt: skip
         drained = wait_drained(settings, timeout)
         seconds = drained - started
+        sent = stats.sent_events + posted.sent_events
         hold = settings.anonymous_alert_hold_seconds
         console.print(f"waiting up to {hold} s for the alerts anonymous keys hold until they are linked "
                       "(CXJ_ANONYMOUS_ALERT_HOLD_SECONDS)")  # fmt: skip
         worker.wait_alerts_released(hold + 30)
         console.print(
-            f"sent {stats.sent_events:,} touchpoints ({stats.sent_messages:,} messages, "
-            f"{stats.events_per_second:,.0f} events/s produced); pipeline drained in {seconds:.1f} s: "
-            f"[bold]{stats.sent_events / seconds:,.0f} events/s end to end[/]"
+            f"sent {sent:,} touchpoints ({stats.sent_messages + posted.sent_messages:,} messages); pipeline "
+            f"drained in {seconds:.1f} s: [bold]{sent / seconds:,.0f} events/s end to end[/]"
         )
         console.rule("[bold]5. report")
         render(collect(ClickHouse(settings.clickhouse_bi)), console)
         page = settings.home / "report.html"
         page.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
         console.print(f"HTML report with charts: {page.resolve()}")
-        console.rule("[bold]6. cxj check")
+        console.rule("[bold]6. the next call: a customer at risk, as an agent sees them")
+        _show_profile(settings, console, service.url)
+        console.rule("[bold]7. cxj check")
         results = run_all(ClickHouse(settings.clickhouse_bi), settings)
         render_checks(results, console)
     finally:
+        service.stop()
         worker.stop()
     if not all(r.ok for r in results):
         raise StackError("cxj check failed after the demo: see the table above")

@@ -1,6 +1,7 @@
 """`cxj bench`: the benchmarks (`make bench`), each printing a table and writing JSON.
 
-`pipeline` runs end to end on the local stack, `view` on ClickHouse, `state` in this process.
+`pipeline` runs end to end on the local stack, `api` the HTTP service on a private stack, `view` on ClickHouse,
+`state` in this process.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def bench_view(
         table.add_row(q["name"], f"{q['seconds']:.3f}", f"{q['memory_mb']:.1f}", f"{q['rows_read']:,}")
     console.print(table)
     _write_results(out / "view.json", result)
+
+
+@bench_app.command("api")
+def bench_api(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(help="Customers' rows in ClickHouse for the GET figures")] = 1_000_000,
+    post_requests: Annotated[int, typer.Option(help="POSTs of 100 touchpoints")] = 3_000,
+    get_requests: Annotated[int, typer.Option()] = 2_000,
+    out: BenchOut = Path("bench-results"),
+) -> None:
+    """`cxj serve` on loopback (private stack): POST batches of 100 and GET profiles at 1M customers."""
+    from cxj.bench.api import ApiBenchConfig, run_api_bench
+
+    cfg = ApiBenchConfig(customers=customers, post_requests=post_requests, get_requests=get_requests)
+    console.print("[bold]cxj serve[/]")
+    result = run_api_bench(load_settings(**(ctx.obj or {})), cfg, log=console.print)
+    _write_results(out / "api.json", result)
 
 
 @bench_app.command("state")

@@ -25,6 +25,8 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from api.auth import digest
 from cxj.demo import ServiceProcess, wait_drained
+from cxj.simulate import SimulationConfig, generate_raw, messages
+from cxj.simulate.http import post
 from deploy.local.stack import LocalStack
 from schemas.api import Accepted, ApiError, Profile
 from schemas.settings import Settings
@@ -217,6 +219,22 @@ def test_metrics_count_requests_by_route_and_status(api: tuple[Settings, str]) -
     assert 'cx_api_requests_total{code="404",route="/v1/customers/{id}"}' in text
     assert 'cx_api_requests_total{code="202",route="/v1/touchpoints"}' in text
     assert "cx_api_request_seconds_bucket" in text and "process_cpu_seconds_total" in text
+
+
+def test_simulated_feeder_traffic_through_the_service_is_stored_whole(api: tuple[Settings, str]) -> None:
+    """`cxj simulate --http`'s client: batches of 50 from 8 concurrent clients, broken payloads among them."""
+    settings, url = api
+    config = SimulationConfig(seed=31, customers=300, events=3000, days=20.0, now=datetime.now(UTC),
+                              invalid_share=0.02, region=settings.default_region)  # fmt: skip
+    items = list(generate_raw(config))
+    valid = {i["event_id"] for i in items if isinstance(i, dict)}
+    posted = post(settings.model_copy(update={"api_url": url}), messages(items, 50))
+    assert posted.accepted >= len(valid) and set(posted.refused) <= {400, 413}, posted
+    time.sleep(1.0)
+    wait_drained(settings, 180)
+    stored = query(settings, "SELECT event_id FROM {db}.touchpoints FINAL WHERE event_id IN %(ids)s",
+                   {"ids": tuple(valid)})  # fmt: skip
+    assert {r[0] for r in stored} == valid
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

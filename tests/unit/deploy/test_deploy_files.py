@@ -165,9 +165,18 @@ def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:
                 assert (COMPOSE / source).exists(), f"{name} mounts a missing {source}"
 
 
+def test_the_image_builds_the_native_core_and_copies_every_package() -> None:
+    text = (COMPOSE / "Dockerfile").read_text()
+    assert "COPY core ./core" in text and "pip wheel --no-cache-dir ./core" in text
+    assert "pip install --no-cache-dir /wheels/*.whl" in text
+    copied = {line.split()[1] for line in text.splitlines() if line.startswith("COPY ") and "--from=" not in line}
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert packages <= copied | {"deploy"}, packages - copied  # deploy/: only its __init__, the rest is config
+
+
 def test_dockerfile_copies_what_exists() -> None:
     for line in (COMPOSE / "Dockerfile").read_text().splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY ") and "--from=" not in line:  # a build stage's output is not in the repository
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
 
