@@ -9,8 +9,9 @@ from rich.text import Text
 
 from schemas.api import Profile
 
-__all__ = ["render"]
+__all__ = ["SHOWN", "render"]
 
+SHOWN = 10  # experiences in the table; `--json` has them all
 _RISK_STYLE = {"none": "green", "low": "yellow", "elevated": "dark_orange", "high": "bold red"}
 
 
@@ -34,9 +35,10 @@ def render(p: Profile, console: Console) -> None:
         strikes = "two dissatisfying experiences" if p.dissatisfied_90d == 2 else "three or more"
         parts.append(Text(f"{strikes} in the window: one more may lose this customer", style="bold red"))
 
+    more = f" (the latest {SHOWN} of {len(p.experiences)})" if len(p.experiences) > SHOWN else ""
     experiences = Table("when", "experience", "polarity", "signals", "dimensions", "channels",
-                        title="experiences that count", title_justify="left")  # fmt: skip
-    for e in p.experiences:
+                        title=f"experiences that count{more}", title_justify="left")  # fmt: skip
+    for e in p.experiences[:SHOWN]:
         style = "red" if e.polarity == "dissatisfying" else "green"
         experiences.add_row(_when(e.occurred_at), e.experience_key, Text(e.polarity, style=style),
                             ", ".join(e.signals), ", ".join(e.dimensions), ", ".join(e.channels))  # fmt: skip

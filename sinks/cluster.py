@@ -44,6 +44,7 @@ SHARDING_KEYS: Final = {
     "touchpoints_by_customer": "cityHash64(event_id)",
     "signals_by_customer": "cityHash64(event_id)",
     "journeys_by_customer": "cityHash64(journey_id)",
+    "alerts_by_customer": "cityHash64(alert_id)",
 }
 # Held whole by every server, under its own name (no `_local`, no Distributed table). `erasure_subjects`: the
 # subqueries of `cxj forget`'s mutations read it, and each replica of each shard runs them on its own parts.

@@ -27,6 +27,7 @@ from streams.domain.ingest import IDENTIFIER_TYPES
 from streams.domain.pii import hash_pii, normalize_email, normalize_phone
 
 __all__ = [
+    "PROFILE",
     "QUERIES",
     "TOUCHPOINTS_SHOWN",
     "Resolved",
@@ -69,11 +70,13 @@ def identifier_of(text: str, settings: Settings) -> str:
     return f"{kind}:{value}"
 
 
-def select_values(ch: ClickHouse, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
+def select_values(ch: ClickHouse, sql: str, values: Iterable[str], *, cluster: bool = False) -> list[tuple[Any, ...]]:
     """A SELECT over `_values` (one String column `value`), an external table: the values travel as data,
-    never in the query text. GLOBAL in the SQL ships them to every shard."""
+    never in the query text. `{in}` in the SQL is `IN`, or `GLOBAL IN` on a cluster (it ships the values to
+    every shard; on one server it would also keep 18.16 from using the primary key: a scan of every row)."""
     table = {"name": "_values", "structure": [("value", "String")], "data": [{"value": v} for v in sorted(set(values))]}
-    rows: list[tuple[Any, ...]] = ch.execute(sql.replace("{db}", ch.database), external_tables=[table])
+    sql = sql.replace("{db}", ch.database).replace("{in}", "GLOBAL IN" if cluster else "IN")
+    rows: list[tuple[Any, ...]] = ch.execute(sql, external_tables=[table])
     return rows
 
 
@@ -97,37 +100,43 @@ class Resolved:
     state: State | None = None
 
 
-def _linked(ch: ClickHouse, identifier: str) -> str:
-    rows = select_values(ch, "SELECT customer_key FROM {db}.identity_links FINAL "
-                             "WHERE identifier GLOBAL IN (SELECT value FROM _values)", [identifier])  # fmt: skip
+def _linked(ch: ClickHouse, identifier: str, cluster: bool) -> str:
+    sql = "SELECT customer_key FROM {db}.identity_links FINAL WHERE identifier {in} (SELECT value FROM _values)"
+    rows = select_values(ch, sql, [identifier], cluster=cluster)
     return str(rows[0][0]) if rows else self_key(identifier)
 
 
-_OVERRIDES: Final = (
-    "(SELECT stitched_key, argMax(customer_key, version) AS resolved FROM {db}.identity_overrides "
-    "GROUP BY stitched_key)"
-)
-_IN_VALUES: Final = "GLOBAL IN (SELECT value FROM _values)"
-# One round trip for the usual case: where the key moved (an override, or its own state row), who merged into
-# it, and its state; a moved key is looked up again under its customer.
+_IN_VALUES: Final = "{in} (SELECT value FROM _values)"
+_NO_STATE: Final = "'', 0, 0, 0.0, 0.0, toDateTime(0)"
+# One round trip for the usual case: where the key moved (its latest override, or its own state row), which
+# keys merged into it (their latest override points at it), and its state; a moved key is asked again under
+# its customer. Each part reads by a primary key (overrides by stitched_key, state by customer_key) but the
+# candidates of "merged into it", a scan of the small overrides table's customer_key column.
 _WHO: Final = (
-    f"SELECT 'moved', resolved, '', 0, 0, 0.0, 0.0, toDateTime(0) FROM {_OVERRIDES} WHERE stitched_key {_IN_VALUES}"
-    f" UNION ALL SELECT 'merged', stitched_key, '', 0, 0, 0.0, 0.0, toDateTime(0) FROM {_OVERRIDES}"
-    f" WHERE resolved {_IN_VALUES}"
+    f"SELECT 'moved', argMax(customer_key, version), {_NO_STATE} FROM {{db}}.identity_overrides"
+    f" WHERE stitched_key {_IN_VALUES}"
+    f" UNION ALL SELECT 'merged', stitched_key, {_NO_STATE} FROM (SELECT stitched_key,"
+    " argMax(customer_key, version) AS resolved FROM {db}.identity_overrides WHERE stitched_key {in}"
+    f" (SELECT stitched_key FROM {{db}}.identity_overrides WHERE customer_key {_IN_VALUES})"
+    f" GROUP BY stitched_key) WHERE resolved {_IN_VALUES}"
     " UNION ALL SELECT 'state', merged_into, toString(churn_risk), dissatisfied_90d, satisfied_90d,"
     " toFloat64(experience_score), lifetime_value, last_event_at FROM {db}.customer_experience FINAL"
     f" WHERE customer_key {_IN_VALUES}"
 )
 
 
+def _on_cluster(settings: Settings) -> bool:
+    return settings.clickhouse_cluster is not None
+
+
 def resolve_key(ch: ClickHouse, settings: Settings, text: str) -> str:
     """The stored key `text` names, before merges: as given, or what its identifier is linked to."""
     text = printable(text, "customer id")
     if is_anonymous(text):
-        return _linked(ch, identifier_of(text[len(ANON_PREFIX) :], settings))
+        return _linked(ch, identifier_of(text[len(ANON_PREFIX) :], settings), _on_cluster(settings))
     kind, sep, _ = text.partition(":")
     if sep and kind in KINDS:
-        return _linked(ch, identifier_of(text, settings))
+        return _linked(ch, identifier_of(text, settings), _on_cluster(settings))
     return text
 
 
@@ -136,7 +145,7 @@ def resolve(ch: ClickHouse, settings: Settings, text: str) -> Resolved:
     into (`identity_overrides`, or the key's own state row, `merged_into`), whose keys include it."""
     key = resolve_key(ch, settings, text)
     for _ in range(8):  # merges point at the customer directly; a chain is followed a few hops at most
-        rows = select_values(ch, _WHO, [key])
+        rows = select_values(ch, _WHO, [key], cluster=_on_cluster(settings))
         moved = [r[1] for r in rows if r[0] in ("moved", "state") and r[1] and r[1] != key]
         if moved:
             key = str(moved[0])
@@ -149,19 +158,41 @@ def resolve(ch: ClickHouse, settings: Settings, text: str) -> Resolved:
 
 _IN_KEYS: Final = f"customer_key {_IN_VALUES}"
 # What a profile reads of the customer's keys (`_values`), each a few ranges of a `*_by_customer` table.
-QUERIES: Final = {
-    "touchpoints": "SELECT event_id, occurred_at, channel, event_type, source, signals, journey_id "
-    f"FROM {{db}}.touchpoints_by_customer FINAL WHERE {_IN_KEYS} "
-    f"ORDER BY occurred_at DESC, event_id DESC LIMIT {TOUCHPOINTS_SHOWN}",
-    "signals": "SELECT experience_key, signal, occurred_at, polarity, dimension, channel "
-    f"FROM {{db}}.signals_by_customer FINAL WHERE {_IN_KEYS}",
-    "journeys": "SELECT journey_id, toString(journey_type), toString(status), started_at, last_event_at, "
-    f"touchpoints, channels, dissatisfying FROM {{db}}.journeys_by_customer FINAL WHERE {_IN_KEYS} "
-    "AND merged_into = '' AND status = 'open' ORDER BY last_event_at DESC",
-    "alerts": "SELECT alert_id, toString(level), dissatisfied_90d, experience_keys, signals, dimensions, "
-    f"triggered_at FROM {{db}}.churn_alerts FINAL WHERE {_IN_KEYS} ORDER BY triggered_at DESC, alert_id "
-    f"LIMIT {ALERTS_SHOWN}",
-}
+# `PROFILE` asks all four in one round trip, each as an array of tuples (at 1,000,000 customers and four
+# clients on 2 cores, p99 149 -> 98 ms; ClickHouse's CPU per profile stays about 23 ms).
+_PARTS: Final = {  # name: (columns, the rest of the query)
+    "touchpoints": (
+        ("event_id", "occurred_at", "channel", "event_type", "source", "signals", "journey_id"),
+        f"FROM {{db}}.touchpoints_by_customer FINAL WHERE {_IN_KEYS} "
+        f"ORDER BY occurred_at DESC, event_id DESC LIMIT {TOUCHPOINTS_SHOWN}",
+    ),
+    "signals": (
+        ("experience_key", "signal", "occurred_at", "polarity", "dimension", "channel"),
+        f"FROM {{db}}.signals_by_customer FINAL WHERE {_IN_KEYS}",
+    ),
+    "journeys": (
+        ("journey_id", "toString(journey_type) AS type", "toString(status) AS state", "started_at", "last_event_at",
+         "touchpoints", "channels", "dissatisfying"),
+        f"FROM {{db}}.journeys_by_customer FINAL WHERE {_IN_KEYS} AND merged_into = '' AND status = 'open' "
+        "ORDER BY last_event_at DESC",
+    ),
+    "alerts": (
+        ("alert_id", "toString(level) AS risk", "dissatisfied_90d", "experience_keys", "signals", "dimensions",
+         "triggered_at"),
+        f"FROM {{db}}.alerts_by_customer FINAL WHERE {_IN_KEYS} ORDER BY triggered_at DESC, alert_id "
+        f"LIMIT {ALERTS_SHOWN}",
+    ),
+}  # fmt: skip
+QUERIES: Final = {name: f"SELECT {', '.join(columns)} {rest}" for name, (columns, rest) in _PARTS.items()}
+PROFILE: Final = "SELECT " + ", ".join(
+    f"(SELECT groupArray(tuple({', '.join(c.rsplit(' AS ', 1)[-1] for c in columns)})) FROM ({QUERIES[name]}))"
+    for name, (columns, _) in _PARTS.items()
+)
+
+
+def _desc(text: str) -> tuple[int, ...]:
+    """A key that sorts `text` in reverse when sorted ascending (for ties broken the other way)."""
+    return tuple(-ord(c) for c in text)
 
 
 def _utc(value: datetime) -> datetime:
@@ -171,14 +202,15 @@ def _utc(value: datetime) -> datetime:
 def profile(ch: ClickHouse, settings: Settings, text: str) -> Profile | None:
     """The profile of the customer `text` names, or None when ClickHouse knows nothing of them."""
     who = resolve(ch, settings, text)
-    touchpoints = select_values(ch, QUERIES["touchpoints"], who.keys)
+    [(touchpoints, signals, journeys, alerts)] = select_values(ch, PROFILE, who.keys, cluster=_on_cluster(settings))
     if who.state is None and not touchpoints:
         return None
     state = who.state or State("none", 0, 0, 0.0, 0.0, _EPOCH)
     last_event = _utc(state.last_event_at) if _utc(state.last_event_at) > _EPOCH else None
-    signals = select_values(ch, QUERIES["signals"], who.keys)
-    journeys = select_values(ch, QUERIES["journeys"], who.keys)
-    alerts = select_values(ch, QUERIES["alerts"], who.keys)
+    # groupArray keeps no order a query can rely on: each list is ordered here, as its query orders it.
+    touchpoints = sorted(touchpoints, key=lambda t: (t[1], t[0]), reverse=True)
+    journeys = sorted(journeys, key=lambda j: j[4], reverse=True)
+    alerts = sorted(alerts, key=lambda a: (a[6], _desc(a[0])), reverse=True)
     return Profile(
         customer_key=who.key,
         keys=list(who.keys),

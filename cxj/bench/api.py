@@ -118,7 +118,8 @@ def _fill_customers(settings: Settings, cfg: ApiBenchConfig) -> dict[str, int]:
         "arrayElement(['web', 'app', 'phone', 'chat', 'wechat', 'store'], (number % 6) + 1), 'contact_ended', "
         f"toDateTime({t0} + number % 2592000), ({t0} + number % 2592000) * 1000, now(), 'bench', "
         f"concat('contact:k', toString(number)), concat('service:contact:k', toString(number), '@C-', "
-        f"toString(number % {n})), if(number % 4 = 0, ['long_wait'], []), concat('C-', toString(number % {n})), 1 "
+        f"toString(number % {n})), if(number % 4 = 0, ['long_wait'], emptyArrayString()), "
+        f"concat('C-', toString(number % {n})), 1 "
         f"FROM numbers({n * per})",
         f"INSERT INTO {db}.experience_signals SELECT concat('e-', toString(number)), "
         f"concat('C-', toString(number % {n})), concat('contact:k', toString(number)), 'long_wait', -1, 'respect', "
@@ -190,12 +191,20 @@ def run_api_bench(base: Settings, cfg: ApiBenchConfig, log: Any = print) -> dict
         paths = [f"/v1/customers/C-{rng.randrange(cfg.customers)}" if i % 2 else
                  f"/v1/customers/anon:a{rng.randrange(cfg.customers)}" for i in range(cfg.get_requests)]  # fmt: skip
         asyncio.run(_load(url, token, [("GET", p, None) for p in paths[:50]], cfg.get_concurrency))
+        pids = {"service": service.proc.pid, "clickhouse": stack._our_pid("clickhouse") or "self"}
+        cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
         get = asyncio.run(_load(url, token, [("GET", p, None) for p in paths], cfg.get_concurrency))
+        for name, pid in pids.items():
+            get[f"{name}_cpu_ms"] = (process_cpu_seconds(pid) - cpu_before[name]) / cfg.get_requests * 1000
+        one = asyncio.run(_load(url, token, [("GET", p, None) for p in paths[: cfg.get_requests // 4]], 1))
+        get["one_client"] = {"p50": one["p50"], "p99": one["p99"]}
         if get["codes"].get("200", 0) != cfg.get_requests:
             raise StackError(f"profiles of generated customers not all found: {get['codes']}")
         log(f"  GET ({rows['customer_experience']:,} customers, {rows['touchpoints']:,} touchpoints): "
-            f"{cfg.get_requests / get['seconds']:,.0f} requests/s, p50 {get['p50'] * 1000:.1f} ms, "
-            f"p99 {get['p99'] * 1000:.1f} ms")  # fmt: skip
+            f"{cfg.get_requests / get['seconds']:,.0f} requests/s from {cfg.get_concurrency} clients, p50 "
+            f"{get['p50'] * 1000:.1f} ms, p99 {get['p99'] * 1000:.1f} ms (one client: p50 {one['p50'] * 1000:.1f} ms, "
+            f"p99 {one['p99'] * 1000:.1f} ms); CPU per profile: service {get['service_cpu_ms']:.1f} ms, "
+            f"ClickHouse {get['clickhouse_cpu_ms']:.1f} ms")  # fmt: skip
     finally:
         service.stop()
         stack.down()

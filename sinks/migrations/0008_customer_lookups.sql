@@ -1,5 +1,5 @@
 -- Per-customer copies for the customer profile (`GET /v1/customers/{id}`, `cxj customer`): the same rows as
--- touchpoints, experience_signals and journeys, ordered by customer_key so one person's rows are a range of
+-- touchpoints, experience_signals, journeys and churn_alerts, ordered by customer_key so one person's rows are a range of
 -- the primary key, not a scan of every customer's, in granules of 256 rows (a profile reads a few hundred
 -- rows, not 8,192 per key). Kept by materialized views on every insert; replaced like their sources (a
 -- replayed insert changes nothing once merged; reads use FINAL). Narrow: only what a profile shows.
@@ -78,3 +78,26 @@ INSERT INTO {db}.journeys_by_customer
 SELECT customer_key, journey_id, journey_type, status, started_at, last_event_at, touchpoints, channels,
        dissatisfying, merged_into, version
 FROM {db}.journeys;
+
+CREATE TABLE IF NOT EXISTS {db}.alerts_by_customer
+(
+    customer_key     String,
+    alert_id         String,
+    level            Enum8('none' = 0, 'low' = 1, 'elevated' = 2, 'high' = 3),
+    dissatisfied_90d UInt32,
+    experience_keys  Array(String),
+    signals          Array(String),
+    dimensions       Array(String),
+    triggered_at     DateTime
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (customer_key, alert_id)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.alerts_by_customer_mv TO {db}.alerts_by_customer AS
+SELECT customer_key, alert_id, level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at
+FROM {db}.churn_alerts;
+
+INSERT INTO {db}.alerts_by_customer
+SELECT customer_key, alert_id, level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at
+FROM {db}.churn_alerts;

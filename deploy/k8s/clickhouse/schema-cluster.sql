@@ -454,3 +454,25 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS cx.journeys_by_customer_mv ON CLUSTER 'cx
 SELECT customer_key, journey_id, journey_type, status, started_at, last_event_at, touchpoints, channels,
        dissatisfying, merged_into, version
 FROM cx.journeys_local;
+
+CREATE TABLE IF NOT EXISTS cx.alerts_by_customer_local ON CLUSTER 'cx'
+(
+    customer_key     String,
+    alert_id         String,
+    level            Enum8('none' = 0, 'low' = 1, 'elevated' = 2, 'high' = 3),
+    dissatisfied_90d UInt32,
+    experience_keys  Array(String),
+    signals          Array(String),
+    dimensions       Array(String),
+    triggered_at     DateTime
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/alerts_by_customer', '{replica}')
+ORDER BY (customer_key, alert_id)
+SETTINGS index_granularity = 256;
+
+CREATE TABLE IF NOT EXISTS cx.alerts_by_customer ON CLUSTER 'cx' AS cx.alerts_by_customer_local
+ENGINE = Distributed('cx', 'cx', 'alerts_by_customer_local', cityHash64(alert_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS cx.alerts_by_customer_mv ON CLUSTER 'cx' TO cx.alerts_by_customer_local AS
+SELECT customer_key, alert_id, level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at
+FROM cx.churn_alerts_local;

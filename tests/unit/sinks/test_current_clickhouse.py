@@ -174,7 +174,7 @@ def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_
     """Migration 0008's materialized views copy every row the writer stores, by customer key; the profile's
     queries run on a current ClickHouse and a merged-away key resolves to its customer."""
     for table, source in (("touchpoints_by_customer", "touchpoints"), ("signals_by_customer", "experience_signals"),
-                          ("journeys_by_customer", "journeys")):  # fmt: skip
+                          ("journeys_by_customer", "journeys"), ("alerts_by_customer", "churn_alerts")):  # fmt: skip
         copied = clean.query(f"SELECT customer_key, count() FROM {{db}}.{table} GROUP BY customer_key ORDER BY 1")
         stored = clean.query(f"SELECT customer_key, count() FROM {{db}}.{source} GROUP BY customer_key ORDER BY 1")
         assert copied == stored and copied, table
@@ -185,6 +185,11 @@ def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_
     for name, sql in customers.QUERIES.items():
         rows = customers.select_values(clean, sql, who.keys)  # type: ignore[arg-type]
         assert rows, name
+    [together] = customers.select_values(clean, customers.PROFILE, who.keys)  # type: ignore[arg-type]
+    assert [len(part) for part in together] == [
+        len(customers.select_values(clean, sql, who.keys))  # type: ignore[arg-type]
+        for sql in customers.QUERIES.values()
+    ]
     assert customers.resolve(clean, settings, "nobody").state is None  # type: ignore[arg-type]
 
 

@@ -124,6 +124,7 @@ COPIES = {
     "touchpoints_by_customer": "event_id",
     "signals_by_customer": "event_id",
     "journeys_by_customer": "journey_id",
+    "alerts_by_customer": "alert_id",
 }
 
 
