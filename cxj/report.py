@@ -26,6 +26,10 @@ class Report:
     dissatisfaction: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     latest_alerts: list[tuple[datetime, str, int, list[str], list[str], float]] = field(default_factory=list)
     rejections: list[tuple[str, int]] = field(default_factory=list)
+    # (dimension, csat responses, CSAT %, nps responses, NPS points, ces responses, CES mean)
+    satisfaction: list[tuple[Any, ...]] = field(default_factory=list)
+    # (proactive update 0/1, customers, csat responses, CSAT %, nps responses, NPS points)
+    proactive: list[tuple[Any, ...]] = field(default_factory=list)
 
     def customers_at(self, level: str) -> int:
         return next((n for risk, n, *_ in self.risk if risk == level), 0)
@@ -48,7 +52,14 @@ def collect(ch: ClickHouse, *, limit: int = 10) -> Report:
         dissatisfaction=[tuple(r[:5]) for r in ch.query(load("dissatisfaction_by_channel_signal", db))][: limit * 2],  # type: ignore[misc]
         latest_alerts=[tuple(r) for r in ch.query(load("latest_alerts", db))][:limit],  # type: ignore[misc]
         rejections=[tuple(r) for r in ch.query(load("dead_letters_by_reason", db))],  # type: ignore[misc]
+        satisfaction=[tuple(r) for r in ch.query(load("satisfaction_by_dimension", db))],
+        proactive=[tuple(r) for r in ch.query(load("satisfaction_by_proactive_update", db))],
     )
+
+
+def _figure(value: Any, responses: int, spec: str) -> str:
+    """A satisfaction figure with the responses behind it, or a dash where there are none."""
+    return "-" if value is None or not responses else f"{spec.format(float(value))} ({responses:,})"
 
 
 def render(report: Report, console: Console) -> None:
@@ -77,5 +88,20 @@ def render(report: Report, console: Console) -> None:
     for when, customer, n, keys, signals, ltv in report.latest_alerts:
         alerts.add_row(f"{when:%Y-%m-%d %H:%M}", customer, str(n), ", ".join(keys), ", ".join(signals), f"{ltv:,.2f}")
     console.print(alerts)
+    if report.satisfaction:
+        sat = Table(title="Satisfaction by the dimension of the rated experience, last 90 days (responses)")
+        for col in ("dimension", "CSAT % (4-5)", "NPS", "CES (1-7)"):
+            sat.add_column(col, justify="left" if col == "dimension" else "right")
+        for dim, n_csat, csat, n_nps, nps, n_ces, ces in report.satisfaction:
+            sat.add_row(
+                dim, _figure(csat, n_csat, "{:.1f}"), _figure(nps, n_nps, "{:+.0f}"), _figure(ces, n_ces, "{:.2f}")
+            )
+        console.print(sat)
+    informed = {bool(row[0]): row for row in report.proactive}
+    if informed:
+        parts = [f"{'with' if got else 'without'} a proactive update: {row[1]:,} customers, NPS "
+                 f"{_figure(row[5], row[4], '{:+.0f}')}, CSAT {_figure(row[3], row[2], '{:.1f}')}%"
+                 for got, row in sorted(informed.items(), reverse=True)]  # fmt: skip
+        console.print("Kept informed? " + "; ".join(parts))
     if report.rejections:
         console.print("Dead letters by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in report.rejections))

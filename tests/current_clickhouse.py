@@ -136,7 +136,8 @@ def dataset(base: int | None = None) -> Dataset:
     """Every query and check has something to read, and every check passes.
 
     C-1 is at high risk: three dissatisfying experiences (one raised under C-3, which merged into C-1 and has an
-    identity override), one alert. C-2 is satisfied. One journey of each key, one dead letter, one erasure.
+    identity override), one alert, and an unhappy survey answer. C-2 is satisfied, kept informed, and says so.
+    One journey of each key, one dead letter, one erasure.
     Two days ago by default, so that the last-7-days dashboard and the 90-day queries see all of it.
     """
     t = int(time.time()) - 2 * 86_400 if base is None else base
@@ -156,6 +157,13 @@ def dataset(base: int | None = None) -> Dataset:
             received_at=s.occurred_at, source="test", experience_key=s.experience_key, journey_id=s.journey_id,
             signals=[s.signal], wait_seconds=900.0 if s.polarity < 0 else None, attributes="{}", schema_version=1)
         for s in signals
+    ]  # fmt: skip
+    # Two survey answers: C-1 rates the call nobody answered (e-1), C-2 the order it was kept informed of (e-4).
+    touchpoints += [
+        row(TouchpointRow, event_id=e, customer_key=k, channel="survey", event_type="survey_response",
+            occurred_at=t + 60, occurred_ms=(t + 60) * 1000, received_at=t + 60, source="test", experience_key=x,
+            csat=csat, nps=nps, ces=ces, attributes="{}", schema_version=1)
+        for e, k, x, csat, nps, ces in (("e-5", "C-1", "event:e-1", 2, 3, 2), ("e-6", "C-2", "event:e-4", 5, 10, 6))
     ]  # fmt: skip
     last = t + 7200
     customers = [

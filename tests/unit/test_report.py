@@ -29,6 +29,8 @@ def _report() -> Report:
             ),
         ],
         rejections=[("invalid_field", 30), ("missing_identity", 12)],
+        satisfaction=[("respect", 40, 25.0, 38, -42.1, 0, None), ("transparency", 12, 91.7, 10, 60.0, 9, 6.1)],
+        proactive=[(0, 300, 50, 40.0, 48, -20.8), (1, 120, 30, 86.7, 25, 44.0)],
     )
 
 
@@ -81,3 +83,19 @@ def test_an_empty_report_renders() -> None:
     text = _text(Report())
     assert "0 touchpoints" in text
     assert Report().as_dict()["risk"] == []
+
+
+def test_render_shows_satisfaction_with_the_responses_behind_each_figure() -> None:
+    text = _text(_report())
+    assert "respect" in text and "25.0 (40)" in text and "-42 (38)" in text
+    assert "6.10 (9)" in text and "transparency" in text
+    row = next(line for line in text.splitlines() if "respect" in line and "25.0" in line)
+    assert row.split("│")[-2].strip() == "-"  # no CES answers about respect: a dash, not 0
+    assert (
+        "Kept informed? with a proactive update: 120 customers, NPS +44 (25), CSAT 86.7 (30)%; without a "
+        "proactive update: 300 customers, NPS -21 (48)"
+    ) in text
+
+
+def test_no_survey_answers_no_satisfaction_section() -> None:
+    assert "Satisfaction" not in _text(Report()) and "Kept informed" not in _text(Report())

@@ -46,6 +46,12 @@ EXPECTED_COLUMNS = {
     "report_totals": ["touchpoints", "dead_letters", "customers", "alerts", "journeys"],
     "risk_daily": ["day", "level", "customers"],
     "risk_distribution": ["churn_risk", "customers", "avg_score", "lifetime_value"],
+    "satisfaction_by_channel_week": ["week", "channel", "csat_responses", "csat_pct", "nps_responses", "nps_points",
+                                     "ces_responses", "ces_mean", "ces_easy_pct"],
+    "satisfaction_by_dimension": ["dimension", "csat_responses", "csat_pct", "nps_responses", "nps_points",
+                                  "ces_responses", "ces_mean"],
+    "satisfaction_by_proactive_update": ["proactive_update", "customers", "csat_responses", "csat_pct",
+                                         "nps_responses", "nps_points"],
     "top_at_risk_customers": ["customer_key", "lifetime_value", "strikes", "score", "experiences", "signals"],
 }  # fmt: skip
 
@@ -244,10 +250,22 @@ def test_every_analyst_query_runs_on_current(clean: ChdbClickHouse, name: str) -
     assert rows, f"{name} returned nothing on data for every table"
 
 
+def test_satisfaction_is_measured_as_analysts_measure_it(clean: ChdbClickHouse) -> None:
+    """CSAT share of 4-5, NPS promoters minus detractors in points, CES mean and share of easy (5-7), with the
+    responses behind each: C-1 answered 2 / 3 / 2 about the call nobody answered, C-2 5 / 10 / 6 about the
+    order it was kept informed of."""
+    [week] = clean.query(queries.load("satisfaction_by_channel_week", clean.database))
+    assert week[1:] == ("survey", 2, 50.0, 2, 0.0, 2, 4.0, 50.0)
+    by_dimension = clean.query(queries.load("satisfaction_by_dimension", clean.database))
+    assert by_dimension == [("respect", 1, 0.0, 1, -100.0, 1, 2.0), ("transparency", 1, 100.0, 1, 100.0, 1, 6.0)]
+    informed = clean.query(queries.load("satisfaction_by_proactive_update", clean.database))
+    assert informed == [(0, 1, 1, 0.0, 1, -100.0), (1, 1, 1, 100.0, 1, 100.0)]
+
+
 def test_the_reports_read_their_figures_on_current(clean: ChdbClickHouse) -> None:
     report = collect(clean)  # type: ignore[arg-type]
     totals = (report.touchpoints, report.dead_letters, report.customers, report.alerts, report.journeys)
-    assert totals == (4, 1, 2, 1, 2)
+    assert totals == (6, 1, 2, 1, 2)
     assert report.customers_at("high") == 1 and report.customers_at("none") == 1
     assert [(a[1], a[2]) for a in report.latest_alerts] == [("C-1", 3)]
     assert report.rejections == [("invalid_json", 1)]
