@@ -16,46 +16,38 @@ from rich.console import Console
 from schemas.errors import StackError
 from schemas.settings import Settings, load_settings
 
-__all__ = ["ServiceProcess", "WorkerProcess", "run_demo", "wait_drained"]
+__all__ = ["ChildProcess", "ServiceProcess", "WorkerProcess", "run_demo", "wait_drained"]
 
 
-class WorkerProcess:
-    """`cxj worker` as a child process, logging to <home>/logs/worker.log."""
+class ChildProcess:
+    """A `cxj` command as a child process, logging to <home>/logs/<name>.log, ready once an HTTP path of its
+    answers 200; stopped with SIGTERM (then SIGKILL after `timeout`)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        name: str = "worker",
-        web_port: int | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, name: str, env: dict[str, str] | None) -> None:
         self.settings = settings
         self.env = env  # the child's whole environment (default: this process's)
-        self.web_port = web_port or settings.worker_web_port
         self.log_path = settings.home / "logs" / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60.0) -> None:
+    def _start(self, args: list[str], host: str, port: int, path: str, timeout: float, what: str) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), "worker",
-               "--web-port", str(self.web_port), "--loglevel", "info"]  # fmt: skip
+        cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), *args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
             )
         deadline = time.monotonic() + timeout
-        url = f"http://{self.settings.worker_web_host}:{self.web_port}/metrics"
+        url = f"http://{host}:{port}{path}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise StackError(f"worker exited with {self.proc.returncode}; see {self.log_path}")
+                raise StackError(f"{what} exited with {self.proc.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:
                         return
             except OSError:
-                time.sleep(0.5)
-        raise StackError(f"worker did not serve {url} within {timeout:.0f} s; see {self.log_path}")
+                time.sleep(0.3)
+        raise StackError(f"{what} did not serve {url} within {timeout:.0f} s; see {self.log_path}")
 
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -66,6 +58,25 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+class WorkerProcess(ChildProcess):
+    """`cxj worker` as a child process, logging to <home>/logs/<name>.log; ready once /metrics answers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str = "worker",
+        web_port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(settings, name, env)
+        self.web_port = web_port or settings.worker_web_port
+
+    def start(self, timeout: float = 60.0) -> None:
+        args = ["worker", "--web-port", str(self.web_port), "--loglevel", "info"]
+        self._start(args, self.settings.worker_web_host, self.web_port, "/metrics", timeout, "worker")
 
     def metric(self, name: str) -> float | None:
         """The value of an unlabelled metric on the worker's /metrics, None when absent or unreachable."""
@@ -104,46 +115,16 @@ class WorkerProcess:
             self.proc.wait()
 
 
-class ServiceProcess:
+class ServiceProcess(ChildProcess):
     """`cxj serve` as a child process, logging to <home>/logs/serve.log; ready once /healthz answers."""
 
     def __init__(self, settings: Settings, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings, "serve", env)
         self.port = port or settings.api_port
-        self.env = env
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = settings.home / "logs" / "serve.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "cxj", "--home", str(self.settings.home), "serve", "--port", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
-            )
-        deadline = time.monotonic() + timeout
-        health = f"http://127.0.0.1:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StackError(f"cxj serve exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(health, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise StackError(f"cxj serve did not answer {self.url}/healthz within {timeout:.0f} s; see {self.log_path}")
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        self._start(["serve", "--port", str(self.port)], "127.0.0.1", self.port, "/healthz", timeout, "cxj serve")
 
 
 def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> float:

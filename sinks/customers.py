@@ -129,21 +129,29 @@ def _on_cluster(settings: Settings) -> bool:
     return settings.clickhouse_cluster is not None
 
 
-def resolve_key(ch: ClickHouse, settings: Settings, text: str) -> str:
-    """The stored key `text` names, before merges: as given, or what its identifier is linked to."""
+def resolve_key(ch: ClickHouse, settings: Settings, text: str) -> str | None:
+    """The stored key `text` names, before merges: as given, or what its identifier is linked to; None for an
+    anonymous key or identifier no touchpoint could have made (`~x`, `phone:not a number`): it names nobody.
+    A ConfigError for text that is no id at all (empty, over 512 characters, control characters)."""
     text = printable(text, "customer id")
-    if is_anonymous(text):
-        return _linked(ch, identifier_of(text[len(ANON_PREFIX) :], settings), _on_cluster(settings))
+    settings.require_pii_secret()  # so that a ConfigError below is about the id, not the configuration
     kind, sep, _ = text.partition(":")
-    if sep and kind in KINDS:
-        return _linked(ch, identifier_of(text, settings), _on_cluster(settings))
-    return text
+    if not is_anonymous(text) and not (sep and kind in KINDS):
+        return text
+    try:
+        identifier = identifier_of(text[len(ANON_PREFIX) :] if is_anonymous(text) else text, settings)
+    except ConfigError:
+        return None
+    return _linked(ch, identifier, _on_cluster(settings))
 
 
-def resolve(ch: ClickHouse, settings: Settings, text: str) -> Resolved:
+def resolve(ch: ClickHouse, settings: Settings, text: str) -> Resolved | None:
     """The customer `text` names, following merges: a merged-away key answers with the customer it merged
-    into (`identity_overrides`, or the key's own state row, `merged_into`), whose keys include it."""
+    into (`identity_overrides`, or the key's own state row, `merged_into`), whose keys include it; None when
+    the text names nobody."""
     key = resolve_key(ch, settings, text)
+    if key is None:
+        return None
     for _ in range(8):  # merges point at the customer directly; a chain is followed a few hops at most
         rows = select_values(ch, _WHO, [key], cluster=_on_cluster(settings))
         moved = [r[1] for r in rows if r[0] in ("moved", "state") and r[1] and r[1] != key]
@@ -202,6 +210,8 @@ def _utc(value: datetime) -> datetime:
 def profile(ch: ClickHouse, settings: Settings, text: str) -> Profile | None:
     """The profile of the customer `text` names, or None when ClickHouse knows nothing of them."""
     who = resolve(ch, settings, text)
+    if who is None:
+        return None
     [(touchpoints, signals, journeys, alerts)] = select_values(ch, PROFILE, who.keys, cluster=_on_cluster(settings))
     if who.state is None and not touchpoints:
         return None

@@ -186,7 +186,7 @@ def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_
         assert copied == stored and copied, table
     settings = Settings(pii_secret="s" * 32)
     who = customers.resolve(clean, settings, "C-3")  # type: ignore[arg-type]
-    assert (who.key, who.keys) == ("C-1", ("C-1", "C-3"))
+    assert who is not None and (who.key, who.keys) == ("C-1", ("C-1", "C-3"))
     assert who.state is not None and who.state.dissatisfied_90d == 3
     for name, sql in customers.QUERIES.items():
         rows = customers.select_values(clean, sql, who.keys)  # type: ignore[arg-type]
@@ -196,7 +196,8 @@ def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_
         len(customers.select_values(clean, sql, who.keys))  # type: ignore[arg-type]
         for sql in customers.QUERIES.values()
     ]
-    assert customers.resolve(clean, settings, "nobody").state is None  # type: ignore[arg-type]
+    nobody = customers.resolve(clean, settings, "nobody")  # type: ignore[arg-type]
+    assert nobody is not None and nobody.state is None
 
 
 def test_the_resolved_views_show_a_merged_keys_rows_under_its_customer(clean: ChdbClickHouse) -> None:
