@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
+from schemas.playbook import Playbook
 from schemas.records import ChurnAlert, IdentityLink
 from schemas.rules import SignalRules
 from schemas.touchpoint import Touchpoint, TouchpointBatch
@@ -20,6 +21,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     "churn-alert.v1.json": ChurnAlert,
     "identity-link.v1.json": IdentityLink,
     "signal-rules.json": SignalRules,
+    "playbook.json": Playbook,
 }
 DEFAULT_DIR: Final = Path(__file__).parent / "jsonschema"
 
