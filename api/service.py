@@ -23,6 +23,8 @@ from typing import Any, Final, Protocol
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
@@ -34,8 +36,11 @@ from schemas.api import ApiError, Profile
 from schemas.errors import ConfigError, SinkError, SinkUnavailable, StackError
 from schemas.settings import Settings
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from sinks.clickhouse import ClickHouse
+from sinks.customers import profile
 from streams.domain.ingest import IngestConfig
 from streams.runtime.policies import ingest_config_from
+from streams.runtime.topics import MAX_REQUEST_BYTES
 
 __all__ = ["Forwarder", "KafkaForwarder", "ProfileSource", "Profiles", "build_app", "run", "runner"]
 
@@ -91,11 +96,6 @@ class KafkaForwarder:
             return self._producer
         async with self._lock:
             if self._producer is None:
-                from aiokafka import AIOKafkaProducer
-                from aiokafka.errors import KafkaError
-
-                from streams.runtime.topics import MAX_REQUEST_BYTES
-
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.settings.kafka_bootstrap,
                     client_id="cx-journeys-api",
@@ -117,8 +117,6 @@ class KafkaForwarder:
         return self._producer
 
     async def send(self, body: bytes) -> None:
-        from aiokafka.errors import KafkaError
-
         producer = await self._connected()
         try:
             future = await asyncio.wait_for(producer.send(TOPIC, body), self.settings.api_send_timeout)
@@ -142,8 +140,6 @@ class Profiles:
     """Profiles read over a few ClickHouse connections (the BI user), each used by one thread at a time."""
 
     def __init__(self, settings: Settings, connections: int | None = None) -> None:
-        from sinks.clickhouse import ClickHouse
-
         self.settings = settings
         size = connections or settings.api_clickhouse_connections
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -152,8 +148,6 @@ class Profiles:
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="cx-profile")
 
     def _read(self, text: str) -> Profile | None:
-        from sinks.customers import profile
-
         ch = self._pool.get()
         try:
             return profile(ch, self.settings, text)

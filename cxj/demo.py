@@ -142,7 +142,7 @@ def wait_drained(settings: Settings, timeout: float, *, settle: float = 1.0) -> 
     raise StackError(f"pipeline not drained after {timeout:.0f} s: lag {consumer_lag(settings)}")
 
 
-def _show_profile(settings: Settings, console: Console, url: str) -> None:
+def _show_profile(settings: Settings, console: Console, port: int) -> None:
     """The most at-risk customer's profile over HTTP (as a desk tool would ask), and the curl for it."""
     from cxj.customer import render
     from schemas.api import Profile
@@ -155,13 +155,14 @@ def _show_profile(settings: Settings, console: Console, url: str) -> None:
     if not top or settings.api_token is None:
         return
     key = str(top[0][0])
+    path = f"/v1/customers/{quote(key, safe='')}"
     request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.api_port}/v1/customers/{quote(key, safe='')}",
+        f"http://127.0.0.1:{port}{path}",
         headers={"Authorization": f"Bearer {settings.api_token.get_secret_value()}"},
     )
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - the local service, http only
         render(Profile.model_validate_json(answer.read()), console)
-    console.print(f'curl -H "Authorization: Bearer $CXJ_API_TOKEN" {url}/v1/customers/{quote(key, safe="")}'
+    console.print(f'curl -H "Authorization: Bearer $CXJ_API_TOKEN" http://127.0.0.1:{port}{path}'
                   "  (CXJ_API_TOKEN is in .cxj/stack.env; `cxj customer KEY` shows the same)")  # fmt: skip
 
 
@@ -227,7 +228,7 @@ def run_demo(
         page.write_text(render_html(collect_html(ClickHouse(settings.clickhouse_bi))))
         console.print(f"HTML report with charts: {page.resolve()}")
         console.rule("[bold]6. the next call: a customer at risk, as an agent sees them")
-        _show_profile(settings, console, service.url)
+        _show_profile(settings, console, service.port)
         console.rule("[bold]7. cxj check")
         results = run_all(ClickHouse(settings.clickhouse_bi), settings)
         render_checks(results, console)

@@ -32,14 +32,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from cxj.erasure import SUBJECTS_TABLE, ErasurePlan, delete_statement, deletions, subject_rows
 from schemas.errors import ConfigError, StackError
 from schemas.records import ForgetRequest
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
-from sinks.customers import identifier_of, printable, select_values
+from sinks.customers import identifier_of, linked_key, printable, select_values
 from streams.domain.codec import encode_forget
 from streams.domain.identity import ANON_PREFIX, is_anonymous, self_key
 from streams.runtime.topics import CLAIMS
@@ -70,11 +70,6 @@ class ForgetReport:
     seconds: float = 0.0
 
 
-def _lookup(ch: ClickHouse, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
-    """A SELECT over `_values`, an external table (`sinks.customers.select_values`): values never in SQL text."""
-    return select_values(ch, sql, values)
-
-
 def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier: str | None) -> str:
     """The key to forget: a customer key as stored (customer_id or `~kind:value`), or the key an identifier
     (or an anonymous key merged since) resolves to."""
@@ -88,14 +83,12 @@ def resolve(ch: ClickHouse, settings: Settings, customer: str | None, identifier
     else:
         assert identifier is not None
         identifier = identifier_of(identifier, settings)
-    linked = _lookup(ch, "SELECT customer_key FROM {db}.identity_links FINAL "
-                         "WHERE identifier GLOBAL IN (SELECT value FROM _values)", [identifier])  # fmt: skip
-    return str(linked[0][0]) if linked else self_key(identifier)
+    return linked_key(ch, identifier, cluster=settings.clickhouse_cluster is not None)
 
 
 def _owned(ch: ClickHouse, select: str, keys: Iterable[str]) -> set[str]:
     """The values `select` (`SELECT DISTINCT column FROM table`) finds in the rows of any of `keys`."""
-    rows = _lookup(ch, f"{select} WHERE customer_key GLOBAL IN (SELECT value FROM _values)", keys)  # noqa: S608
+    rows = select_values(ch, f"{select} WHERE customer_key GLOBAL IN (SELECT value FROM _values)", keys)  # noqa: S608
     return {str(r[0]) for r in rows}
 
 

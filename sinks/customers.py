@@ -32,6 +32,7 @@ __all__ = [
     "TOUCHPOINTS_SHOWN",
     "Resolved",
     "identifier_of",
+    "linked_key",
     "printable",
     "profile",
     "resolve",
@@ -100,7 +101,8 @@ class Resolved:
     state: State | None = None
 
 
-def _linked(ch: ClickHouse, identifier: str, cluster: bool) -> str:
+def linked_key(ch: ClickHouse, identifier: str, *, cluster: bool) -> str:
+    """The key `identifier` is linked to (`identity_links`), else the anonymous key it makes itself."""
     sql = "SELECT customer_key FROM {db}.identity_links FINAL WHERE identifier {in} (SELECT value FROM _values)"
     rows = select_values(ch, sql, [identifier], cluster=cluster)
     return str(rows[0][0]) if rows else self_key(identifier)
@@ -142,7 +144,7 @@ def resolve_key(ch: ClickHouse, settings: Settings, text: str) -> str | None:
         identifier = identifier_of(text[len(ANON_PREFIX) :] if is_anonymous(text) else text, settings)
     except ConfigError:
         return None
-    return _linked(ch, identifier, _on_cluster(settings))
+    return linked_key(ch, identifier, cluster=_on_cluster(settings))
 
 
 def resolve(ch: ClickHouse, settings: Settings, text: str) -> Resolved | None:
@@ -198,11 +200,6 @@ PROFILE: Final = "SELECT " + ", ".join(
 )
 
 
-def _desc(text: str) -> tuple[int, ...]:
-    """A key that sorts `text` in reverse when sorted ascending (for ties broken the other way)."""
-    return tuple(-ord(c) for c in text)
-
-
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
@@ -220,7 +217,7 @@ def profile(ch: ClickHouse, settings: Settings, text: str) -> Profile | None:
     # groupArray keeps no order a query can rely on: each list is ordered here, as its query orders it.
     touchpoints = sorted(touchpoints, key=lambda t: (t[1], t[0]), reverse=True)
     journeys = sorted(journeys, key=lambda j: j[4], reverse=True)
-    alerts = sorted(alerts, key=lambda a: (a[6], _desc(a[0])), reverse=True)
+    alerts = sorted(sorted(alerts, key=lambda a: a[0]), key=lambda a: a[6], reverse=True)  # newest, then by id
     return Profile(
         customer_key=who.key,
         keys=list(who.keys),
