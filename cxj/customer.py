@@ -59,6 +59,11 @@ def render(p: Profile, console: Console) -> None:
             alerts.add_row(_when(a.triggered_at), a.level, str(a.dissatisfied_90d), ", ".join(a.experience_keys),
                            ", ".join(a.signals))  # fmt: skip
         parts.append(alerts)
+        if p.alerts[0].actions:  # the latest alert's playbook, most urgent first
+            todo = Table("", "what to do", title="recovery (latest alert)", title_justify="left")
+            for n, action in enumerate(p.alerts[0].actions, 1):
+                todo.add_row(str(n), action.text)
+            parts.append(todo)
 
     timeline = Table("when", "channel", "event", "signals", "journey", "source",
                      title=f"last {len(p.touchpoints)} touchpoints", title_justify="left")  # fmt: skip

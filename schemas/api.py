@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Accepted",
+    "ActionView",
     "AlertView",
     "ApiError",
     "ExperienceView",
@@ -85,6 +86,11 @@ class TouchpointView(_Answer):
     journey_id: str
 
 
+class ActionView(_Answer):
+    action: str = Field(description="the playbook's id of a recovery action")
+    text: str = Field(description="what to do, as the agent reads it")
+
+
 class AlertView(_Answer):
     alert_id: str
     level: Risk
@@ -93,6 +99,7 @@ class AlertView(_Answer):
     signals: list[str]
     dimensions: list[str]
     triggered_at: datetime
+    actions: list[ActionView] = Field(default_factory=list, description="recovery actions, most urgent first")
 
 
 class Profile(_Answer):

@@ -17,6 +17,7 @@ __all__ = [
     "ForgetRequest",
     "IdentityLink",
     "LinkClaim",
+    "RecommendedAction",
     "RejectReason",
     "TouchpointRecord",
     "with_key",
@@ -139,6 +140,19 @@ class IdentityLink(BaseModel):
     version: int = Field(description="Monotonic per identifier; the highest wins")
 
 
+class RecommendedAction(BaseModel):
+    """One recovery action the playbook recommends for an alert (issue 17), most urgent first."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str = Field(description="The playbook's id of the action")
+    text: str = Field(description="What to do, as the agent reads it")
+    perception: str = Field(description="The perception it repairs (a Contract 2 dimension)")
+    because: list[str] = Field(description="The alert's signals that called for it, sorted")
+    within_hours: int | None = Field(default=None, description="How soon, when it matters")
+    worth: str | None = Field(default=None, description="What a compensation is worth")
+
+
 class ChurnAlert(BaseModel):
     """A customer crossed into high churn risk; topic `cx.churn.alerts`, table `cx.churn_alerts`."""
 
@@ -159,3 +173,7 @@ class ChurnAlert(BaseModel):
     triggered_at: AwareDatetime = Field(description="Event time of the crossing")
     lifetime_value: float = Field(description="Sum of the customer's order_placed amounts")
     emitted_at: datetime
+    actions: list[RecommendedAction] = Field(
+        default_factory=list,
+        description="Recovery actions from the playbook (CXJ_PLAYBOOK_FILE), the experience that hurt most first",
+    )

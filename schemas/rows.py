@@ -106,6 +106,8 @@ class AlertRow(NamedTuple):
     triggered_at: int
     lifetime_value: float
     emitted_at: int
+    actions: list[str]  # the playbook's action ids, most urgent first (migration 0009)
+    action_texts: list[str]
 
 
 class JourneyRow(NamedTuple):

@@ -9,6 +9,7 @@ generated ALTERs use `ADD COLUMN IF NOT EXISTS`, which 18.16 lacks):
 - materialized views read and write the local tables on each shard (a rollup row is built where its source
   row lands; the rollups' distinct-count states merge exactly across shards);
 - plain views stay on the Distributed tables, with GLOBAL joins (the small overrides side is shipped once);
+- a view dropped to be recreated with more columns is dropped ON CLUSTER;
 - one-off backfill INSERTs are dropped (a new cluster starts empty; backfill with INSERT ... SELECT);
 - tables in `EVERY_SERVER` are not sharded: one ReplicatedMergeTree whose replicas are all the servers.
 
@@ -121,6 +122,8 @@ def cluster_schema(database: str = "cx", cluster: str = "cx") -> str:
                 out.append(_materialized_view(text, cluster))
             elif upper.startswith("ALTER TABLE"):
                 out.extend(_alter(text, cluster))
+            elif upper.startswith("DROP TABLE IF EXISTS"):  # a view recreated with more columns
+                out.append(re.sub(r"^(DROP TABLE IF EXISTS \{db\}\.\w+)", rf"\1 ON CLUSTER '{cluster}'", text))
             elif upper.startswith("CREATE VIEW"):
                 view = re.sub(r"^(CREATE VIEW IF NOT EXISTS \{db\}\.\w+)", rf"\1 ON CLUSTER '{cluster}'", text)
                 out.append(view.replace("ANY LEFT JOIN", "GLOBAL ANY LEFT JOIN"))

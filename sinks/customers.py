@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
-from schemas.api import AlertView, ExperienceView, JourneyView, Profile, Risk, TouchpointView
+from schemas.api import ActionView, AlertView, ExperienceView, JourneyView, Profile, Risk, TouchpointView
 from schemas.errors import ConfigError, SinkError
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
@@ -188,7 +188,7 @@ _PARTS: Final = {  # name: (columns, the rest of the query)
     ),
     "alerts": (
         ("alert_id", "toString(level) AS risk", "dissatisfied_90d", "experience_keys", "signals", "dimensions",
-         "triggered_at"),
+         "triggered_at", "actions", "action_texts"),
         f"FROM {{db}}.alerts_by_customer FINAL WHERE {_IN_KEYS} ORDER BY triggered_at DESC, alert_id "
         f"LIMIT {ALERTS_SHOWN}",
     ),
@@ -262,6 +262,7 @@ def profile(ch: ClickHouse, settings: Settings, text: str) -> Profile | None:
                 signals=list(a[4]),
                 dimensions=list(a[5]),
                 triggered_at=_utc(a[6]),
+                actions=[ActionView(action=i, text=t) for i, t in zip(a[7], a[8], strict=False)],
             )
             for a in alerts
         ],

@@ -184,7 +184,8 @@ def dataset(base: int | None = None) -> Dataset:
     ]  # fmt: skip
     alert = row(AlertRow, alert_id="A-1", customer_key="C-1", level="high", previous_level="elevated",
                 dissatisfied_90d=3, experience_keys=["event:e-1", "event:e-2", "event:e-3"], signals=["long_wait"],
-                dimensions=["respect"], triggered_at=last, lifetime_value=500.0, emitted_at=last + 1)  # fmt: skip
+                dimensions=["respect"], triggered_at=last, lifetime_value=500.0, emitted_at=last + 1,
+                actions=["personal_callback"], action_texts=["A person calls back"])  # fmt: skip
     return Dataset(t, {
         Table.TOUCHPOINTS: touchpoints,
         Table.EXPERIENCE_SIGNALS: signals,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from schemas.playbook import DEFAULT_PLAYBOOK, Playbook
 from streams.domain.journeys import JourneyPolicy
 from streams.domain.signals import Classifier
 
@@ -28,3 +29,5 @@ class Policy:
     half_life: float = 30.0 * DAY_MS
     # Wall-clock ms an anonymous key's alert waits for the key to be linked to a customer (0: none).
     anonymous_hold: int = 0
+    # What a churn alert recommends (CXJ_PLAYBOOK_FILE; issue 17).
+    playbook: Playbook = DEFAULT_PLAYBOOK

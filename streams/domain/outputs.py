@@ -48,4 +48,6 @@ def alert_row(a: ChurnAlert) -> AlertRow:
         triggered_at=int(a.triggered_at.timestamp()),
         lifetime_value=a.lifetime_value,
         emitted_at=int(a.emitted_at.timestamp()),
+        actions=[r.action for r in a.actions],
+        action_texts=[r.text for r in a.actions],
     )

@@ -9,25 +9,17 @@ Actions come in that order, each once, with the signals that called for it; ties
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from schemas.playbook import Playbook
+from schemas.records import RecommendedAction
 from schemas.rules import SignalRules
 
-__all__ = ["Recommended", "recommend"]
-
-
-@dataclass(frozen=True, slots=True)
-class Recommended:
-    action: str
-    text: str
-    perception: str
-    because: tuple[str, ...]  # the alert's signals that called for it
+__all__ = ["recommend"]
 
 
 def recommend(
     playbook: Playbook, rules: SignalRules, signals: Sequence[str], dimensions: Sequence[str]
-) -> list[Recommended]:
+) -> list[RecommendedAction]:
     """The actions for an alert with these (negative) signals and dimensions, most urgent first."""
     table: list[tuple[str, str, float]] = [(r.signal, r.dimension, r.weight) for r in rules.rules]
     if rules.repeat_contact is not None:
@@ -49,7 +41,10 @@ def recommend(
             best, first, because = called.get(action, (0.0, (order, position), set()))
             called[action] = (max(best, urgency), min(first, (order, position)), because | matched)
     ranked = sorted(called.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
-    return [
-        Recommended(action, playbook.actions[action].text, playbook.actions[action].perception, tuple(sorted(because)))
-        for action, (_, _, because) in ranked
-    ]
+    return [_recommended(playbook, action, because) for action, (_, _, because) in ranked]
+
+
+def _recommended(playbook: Playbook, action: str, because: set[str]) -> RecommendedAction:
+    a = playbook.actions[action]
+    return RecommendedAction(action=action, text=a.text, perception=a.perception, because=sorted(because),
+                             within_hours=a.within_hours, worth=a.worth)  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from schemas.rows import (
 from streams.domain.codec import Item
 from streams.domain.customer import Policy
 from streams.domain.outputs import Output
+from streams.domain.playbook import recommend
 
 __all__ = ["ALERT_NAMESPACE", "PartitionState"]
 
@@ -40,29 +41,36 @@ _CLASSES: Final = (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow
 _TABLES: Final = tuple(TABLE_OF_ROW[row] for row in _CLASSES[2:])
 
 
-def _make_alert(
-    key: str,
-    instant: int,
-    before: int,
-    keys: list[str],
-    signals: list[str],
-    dimensions: list[str],
-    lifetime: float,
-    now_ms: int,
-) -> ChurnAlert:
-    return ChurnAlert(
-        alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}")),
-        customer_key=key,
-        level="high",
-        previous_level=RISK_LEVELS[before],
-        dissatisfied_90d=len(keys),
-        experience_keys=keys,
-        signals=signals,
-        dimensions=dimensions,
-        triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
-        lifetime_value=lifetime,
-        emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
-    )
+def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
+    """What the core calls for each crossing it alerts: the `ChurnAlert`, with the playbook's actions."""
+    rules, playbook = policy.classifier.rules, policy.playbook
+
+    def make(
+        key: str,
+        instant: int,
+        before: int,
+        keys: list[str],
+        signals: list[str],
+        dimensions: list[str],
+        lifetime: float,
+        now_ms: int,
+    ) -> ChurnAlert:
+        return ChurnAlert(
+            alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}")),
+            customer_key=key,
+            level="high",
+            previous_level=RISK_LEVELS[before],
+            dissatisfied_90d=len(keys),
+            experience_keys=keys,
+            signals=signals,
+            dimensions=dimensions,
+            triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
+            lifetime_value=lifetime,
+            emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
+            actions=recommend(playbook, rules, signals, dimensions),
+        )
+
+    return make
 
 
 def native_policy(policy: Policy) -> tuple[Any, ...]:
@@ -102,7 +110,8 @@ class PartitionState:
         self.partition = partition
         self.policy = policy
         self.forward_ttl_ms = forward_ttl_ms
-        self._stage = cx_core.Stage(partition, native_policy(policy), forward_ttl_ms, _CLASSES, _TABLES, _make_alert)
+        self._stage = cx_core.Stage(partition, native_policy(policy), forward_ttl_ms, _CLASSES, _TABLES,
+                                  _alert_maker(policy))  # fmt: skip
         self.data: Mapping[str, bytes] = StateView(self._stage)
 
     @property

@@ -57,6 +57,8 @@ class Pipeline:
         s = self.settings
         self.partitions = s.topic_partitions
         self.policy = policy_from(s)
+        for action in self.policy.playbook.actions:  # at 0 from the start, for the alert's increase()
+            self.metrics.alert_actions.labels(action)
         self.ingest_cfg = ingest_config_from(s)
         self.lateness_ms = s.journey_lateness_seconds * 1000
         self.store = StateStore(s, self.policy, loader=self.changelog_loader)
@@ -252,6 +254,8 @@ class Pipeline:
             m.signals.labels(name).inc(n)
         for a in alerts:
             m.churn_alerts.labels(a.level).inc()
+            for action in a.actions:  # the playbook's ids: as few as its actions
+                m.alert_actions.labels(action.action).inc()
         if out.duplicates:
             m.duplicates.inc(out.duplicates)
         for jtype, n in out.journeys_opened.items():

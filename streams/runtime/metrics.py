@@ -38,6 +38,7 @@ class PipelineMetrics:
     duplicates: Counter
     signals: Counter
     churn_alerts: Counter
+    alert_actions: Counter
     sink_rows: Counter
     sink_batch_seconds: Histogram
     flush_seconds: Histogram
@@ -97,6 +98,12 @@ class PipelineMetrics:
             duplicates=Counter("cx_duplicates", "Touchpoints whose event_id was already applied", registry=r),
             signals=Counter("cx_signals", "Experience signals raised", ["signal"], registry=r),
             churn_alerts=Counter("cx_churn_alerts", "Churn-risk alerts emitted", ["level"], registry=r),
+            alert_actions=Counter(
+                "cx_churn_alert_actions",
+                "Recovery actions the playbook recommended, one per alert",
+                ["action"],
+                registry=r,
+            ),
             sink_rows=Counter("cx_sink_rows", "Rows inserted into ClickHouse", ["table"], registry=r),
             sink_batch_seconds=Histogram(
                 "cx_sink_batch_seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.playbook import load_playbook
 from schemas.settings import Settings
 from streams.domain.customer import DAY_MS, Policy
 from streams.domain.ingest import IngestConfig
@@ -12,7 +13,7 @@ __all__ = ["ingest_config_from", "policy_from"]
 
 
 def policy_from(settings: Settings) -> Policy:
-    """Contract 2's rules with the configured window, lateness, journey timeouts, signal rules and hold."""
+    """Contract 2's rules with the configured window, lateness, journey timeouts, signal rules, hold and playbook."""
     timeouts = {
         "browse": settings.journey_browse_idle_minutes * 60_000,
         "service": settings.journey_service_idle_days * DAY_MS,
@@ -29,6 +30,7 @@ def policy_from(settings: Settings) -> Policy:
         lateness=settings.allowed_lateness_days * DAY_MS,
         half_life=settings.score_half_life_days * DAY_MS,
         anonymous_hold=settings.anonymous_alert_hold_seconds * 1000,
+        playbook=load_playbook(settings.playbook_file),
     )
 
 

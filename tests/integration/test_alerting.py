@@ -81,3 +81,5 @@ def test_a_churn_alert_reaches_the_webhook(pipeline: Settings, webhook: WebhookR
         "high",
     )
     assert "cx.churn_alerts" in alert["annotations"]["runbook"]
+    # The playbook's actions for the crossing, counted from cx_churn_alert_actions_total (issue 17).
+    assert "personal_callback (" in alert["annotations"]["actions"], alert["annotations"]

@@ -94,16 +94,21 @@ def test_three_strikes_raise_exactly_one_alert_with_its_reasons(pipeline: Settin
     send_and_drain(pipeline, [*call, late])
     send_and_drain(pipeline, [complaint, again, complaint])  # a duplicate too
 
-    alerts = query(pipeline, "SELECT level, dissatisfied_90d, experience_keys, signals FROM {db}.churn_alerts FINAL "
-                   "WHERE customer_key = %(k)s", {"k": customer})  # fmt: skip
+    alerts = query(pipeline, "SELECT level, dissatisfied_90d, experience_keys, signals, actions, action_texts "
+                   "FROM {db}.churn_alerts FINAL WHERE customer_key = %(k)s", {"k": customer})  # fmt: skip
     assert len(alerts) == 1
-    level, count, keys, signals = alerts[0]
+    level, count, keys, signals, actions, texts = alerts[0]
     assert (level, count) == ("high", 3)
     assert sorted(keys) == sorted([f"contact:k-{run}", f"order:o-{run}", f"case:case-{run}"])
     assert {"long_wait", "repeated_transfer", "unresolved_contact", "low_csat", "delivery_delayed",
             "complaint"} <= set(signals)  # fmt: skip
     on_topic = [orjson.loads(m.value) for m in consume_all(pipeline, "cx.churn.alerts") if m.key == customer.encode()]
     assert len({a["alert_id"] for a in on_topic}) == 1
+    # The playbook's actions (issue 17), the same on the topic and in the table (migration 0009, on 18.16).
+    assert [a["action"] for a in on_topic[0]["actions"]] == actions and [
+        a["text"] for a in on_topic[0]["actions"]
+    ] == texts
+    assert {"personal_callback", "proactive_status", "explain_cause"} <= set(actions)
     state = query(pipeline, "SELECT dissatisfied_90d, churn_risk FROM {db}.customer_experience FINAL "
                   "WHERE customer_key = %(k)s", {"k": customer})  # fmt: skip
     assert state == [(3, "high")]

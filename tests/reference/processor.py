@@ -20,6 +20,7 @@ from streams.domain.codec import Item
 from streams.domain.customer import Policy
 from streams.domain.identity import is_anonymous
 from streams.domain.outputs import Output
+from streams.domain.playbook import recommend
 from tests.reference.codec import Forward, decode_entry, encode_forward, encode_state
 from tests.reference.customer import CustomerState, RetroSignal, event_hash
 from tests.reference.journeys import Journey, channel_names, row_id
@@ -328,7 +329,8 @@ class PartitionState:
         now_ms: int,
     ) -> ChurnAlert:
         classifier = self.policy.classifier
-        names = classifier.names(mask)
+        names = sorted(classifier.names(mask))
+        dimensions = sorted({classifier.by_name[n].dimension for n in names})
         return ChurnAlert(
             alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{state.key}|{instant}")),
             customer_key=state.key,
@@ -336,11 +338,12 @@ class PartitionState:
             previous_level=RISK_LEVELS[before],
             dissatisfied_90d=len(keys),
             experience_keys=keys,
-            signals=sorted(names),
-            dimensions=sorted({classifier.by_name[n].dimension for n in names}),
+            signals=names,
+            dimensions=dimensions,
             triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
             lifetime_value=lifetime,
             emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
+            actions=recommend(self.policy.playbook, classifier.rules, names, dimensions),
         )
 
     @property

@@ -34,13 +34,13 @@ def test_the_signal_that_hurt_most_comes_first_and_each_action_once_with_its_rea
     assert WEIGHT["complaint"] > WEIGHT["long_wait"]
     assert [r.action for r in got][:2] == ["review_fairly", "offer_compensation"]
     callback = next(r for r in got if r.action == "personal_callback")
-    assert callback.because == ("long_wait", "no_human_answer") and callback.perception == "respect"
+    assert callback.because == ["long_wait", "no_human_answer"] and callback.perception == "respect"
     assert len({r.action for r in got}) == len(got)
 
 
 def test_a_dimension_alone_calls_for_its_perceptions_action() -> None:
     [only] = recommend(DEFAULT_PLAYBOOK, DEFAULT_RULES, [], ["choice"])
-    assert (only.action, only.because) == ("offer_choices", ())
+    assert (only.action, only.because) == ("offer_choices", [])
 
 
 @given(st.lists(st.sampled_from(NEGATIVE), unique=True, max_size=8))

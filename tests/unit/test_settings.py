@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigError
+from schemas.playbook import DEFAULT_PLAYBOOK
 from schemas.settings import DEFAULT_BLOCKLIST, ClickHouseDSN, Settings, load_settings
 from streams.domain.customer import DAY_MS
 from streams.runtime.policies import ingest_config_from, policy_from
@@ -299,3 +300,15 @@ def test_raw_id_fields_are_a_comma_separated_list_of_id_fields(monkeypatch: pyte
     monkeypatch.setenv("CXJ_PII_RAW_ID_FIELDS", "customer_id,attributes")
     with pytest.raises(ValueError, match=r"\['attributes'\] are not id fields"):
         Settings()
+
+
+def test_the_playbook_comes_from_its_file(tmp_path: Path) -> None:
+    file = tmp_path / "playbook.yaml"
+    file.write_text("actions:\n  ring:\n    text: Ring them\n    perception: respect\n"
+                    "rules:\n  - signals: [complaint]\n    actions: [ring]\n")  # fmt: skip
+    assert policy_from(Settings(pii_secret="x" * 16)).playbook == DEFAULT_PLAYBOOK  # type: ignore[arg-type]
+    loaded = policy_from(Settings(pii_secret="x" * 16, playbook_file=file)).playbook  # type: ignore[arg-type]
+    assert list(loaded.actions) == ["ring"]
+    file.write_text("actions: {}\n")
+    with pytest.raises(ConfigError, match=r"playbook\.yaml"):
+        policy_from(Settings(pii_secret="x" * 16, playbook_file=file))  # type: ignore[arg-type]

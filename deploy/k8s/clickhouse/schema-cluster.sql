@@ -476,3 +476,46 @@ ENGINE = Distributed('cx', 'cx', 'alerts_by_customer_local', cityHash64(alert_id
 CREATE MATERIALIZED VIEW IF NOT EXISTS cx.alerts_by_customer_mv ON CLUSTER 'cx' TO cx.alerts_by_customer_local AS
 SELECT customer_key, alert_id, level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at
 FROM cx.churn_alerts_local;
+
+ALTER TABLE cx.churn_alerts_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS actions Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.churn_alerts ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS actions Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.churn_alerts_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS action_texts Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.churn_alerts ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS action_texts Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.alerts_by_customer_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS actions Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.alerts_by_customer ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS actions Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.alerts_by_customer_local ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS action_texts Array(String) DEFAULT emptyArrayString();
+
+ALTER TABLE cx.alerts_by_customer ON CLUSTER 'cx' ADD COLUMN IF NOT EXISTS action_texts Array(String) DEFAULT emptyArrayString();
+
+DROP TABLE IF EXISTS cx.alerts_by_customer_mv ON CLUSTER 'cx';
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS cx.alerts_by_customer_mv ON CLUSTER 'cx' TO cx.alerts_by_customer_local AS
+SELECT customer_key, alert_id, level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at,
+       actions, action_texts
+FROM cx.churn_alerts_local;
+
+DROP TABLE IF EXISTS cx.churn_alerts_resolved ON CLUSTER 'cx';
+
+CREATE VIEW IF NOT EXISTS cx.churn_alerts_resolved ON CLUSTER 'cx' AS
+SELECT
+    alert_id,
+    if(resolved_key = '', stitched_key, resolved_key) AS customer_key,
+    stitched_key,
+    level, previous_level, dissatisfied_90d, experience_keys, signals, dimensions, triggered_at,
+    lifetime_value, emitted_at, actions, action_texts
+FROM
+(
+    SELECT *, customer_key AS stitched_key FROM cx.churn_alerts FINAL
+) AS stitched
+GLOBAL ANY LEFT JOIN
+(
+    SELECT stitched_key, argMax(customer_key, version) AS resolved_key
+    FROM cx.identity_overrides
+    GROUP BY stitched_key
+) AS overrides USING (stitched_key);

@@ -113,7 +113,7 @@ def test_the_current_variants_differ_from_the_18_16_files_only_in_naming_joined_
     current = {m.version: m for m in load_migrations(engine=CURRENT)}
     assert legacy.keys() == current.keys()
     differ = {v for v in legacy if legacy[v].sql != current[v].sql}
-    assert differ == {2, 7}
+    assert differ == {2, 7, 9}
     for version in differ:
         unnamed = [re.sub(r"\) AS (stitched|overrides)\b", ")", s) for s in split_statements(current[version].sql)]
         assert unnamed == split_statements(legacy[version].sql)
@@ -195,6 +195,10 @@ def test_the_per_customer_tables_hold_each_customers_rows_and_the_profile_reads_
     assert [len(part) for part in together] == [
         len(customers.select_values(clean, sql, who.keys))  # type: ignore[arg-type]
         for sql in customers.QUERIES.values()
+    ]
+    alerts = customers.select_values(clean, customers.QUERIES["alerts"], who.keys)  # type: ignore[arg-type]
+    assert [(a[0], list(a[7]), list(a[8])) for a in alerts] == [
+        ("A-1", ["personal_callback"], ["A person calls back"])  # migration 0009's columns, copied per customer
     ]
     nobody = customers.resolve(clean, settings, "nobody")  # type: ignore[arg-type]
     assert nobody is not None and nobody.state is None

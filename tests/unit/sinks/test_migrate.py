@@ -158,6 +158,13 @@ def test_every_statement_is_idempotent_and_portable(migration: Migration) -> Non
             # 18.16 has no ADD COLUMN IF NOT EXISTS: `migrate` skips a column that is already there.
             assert _ADD_COLUMN.match(statement.replace("{db}", "cx")), statement[:80]
             continue
+        dropped = re.fullmatch(r"DROP TABLE IF EXISTS \{db\}\.(\w+)", statement)
+        if dropped is not None:
+            # Only a view, recreated (with more columns) later in the same migration.
+            after = migration.sql[migration.sql.index(statement) + len(statement) :]
+            recreated = rf"CREATE (MATERIALIZED )?VIEW IF NOT EXISTS \{{db\}}\.{dropped.group(1)} "
+            assert re.search(recreated, after), statement
+            continue
         head = statement.split("(")[0].split(" AS")[0]
         assert "IF NOT EXISTS" in head, head
     # ClickHouse 18.16 has neither TTL nor DateTime64.
@@ -232,7 +239,7 @@ def test_an_interrupted_add_column_is_skipped_when_the_column_is_there() -> None
     ch.ledger = {m.version: m.checksum for m in MIGRATIONS if m.version < version}
     ch.columns.add(("cx", "dead_letters", "payload_hash"))  # the first statement ran, then the process died
     migrate(ch)  # type: ignore[arg-type]
-    alters = [s for s in ch.statements if s.startswith("ALTER TABLE")]
+    alters = [s for s in ch.statements if s.startswith("ALTER TABLE cx.dead_letters")]
     assert alters == ["ALTER TABLE cx.dead_letters ADD COLUMN subjects Array(String) DEFAULT emptyArrayString()"]
     assert version in ch.ledger
 

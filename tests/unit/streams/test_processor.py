@@ -6,10 +6,13 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.playbook import DEFAULT_PLAYBOOK, Playbook
 from schemas.records import ChurnAlert, TouchpointRecord
 from streams.domain.codec import Item
-from streams.domain.outputs import Output
+from streams.domain.outputs import Output, alert_row
+from streams.domain.playbook import recommend
 from streams.domain.processor import PartitionState
+from streams.domain.signals import Classifier
 from tests.factories import T0, days, policy, record
 from tests.reference.codec import decode_state
 
@@ -69,6 +72,27 @@ def test_the_third_dissatisfying_experience_raises_one_alert_with_its_reasons() 
     assert alert.lifetime_value == 250.0
     row = customer_row(out)
     assert (row.dissatisfied_90d, row.churn_risk, row.lifetime_value) == (3, "high", 250.0)
+    # The playbook's actions, most urgent first, as the topic and the churn_alerts row carry them.
+    assert alert.actions == recommend(DEFAULT_PLAYBOOK, Classifier().rules, alert.signals, alert.dimensions)
+    assert alert.actions and {"personal_callback", "proactive_status"} <= {a.action for a in alert.actions}
+    stored = alert_row(alert)
+    assert stored.actions == [a.action for a in alert.actions]
+    assert stored.action_texts == [a.text for a in alert.actions]
+
+
+def test_an_alert_carries_the_configured_playbook() -> None:
+    playbook = Playbook.model_validate({
+        "actions": {"call_now": {"text": "Call them now", "perception": "respect", "within_hours": 2},
+                    "say_sorry": {"text": "Apologise in writing", "perception": "fairness"}},
+        "rules": [{"dimensions": ["fairness"], "actions": ["say_sorry"]},
+                  {"signals": ["complaint"], "actions": ["call_now"]}],
+    })  # fmt: skip
+    ps = PartitionState(0, policy(playbook=playbook))
+    [alert] = process(ps, complaint("K1", 0), complaint("K2", 1), complaint("K3", 2)).alerts
+    assert [(a.action, a.because, a.within_hours) for a in alert.actions] == [
+        ("say_sorry", ["complaint"], None),  # both as urgent (complaint's weight): the playbook's order
+        ("call_now", ["complaint"], 2),
+    ]
 
 
 def test_alerts_once_per_crossing_never_per_event() -> None:
