@@ -109,7 +109,7 @@ def deletions(p: ErasurePlan, request_id: str, database: str) -> list[tuple[str,
         (table, f"customer_key IN {keys}")
         for table in (Table.TOUCHPOINTS, Table.EXPERIENCE_SIGNALS, Table.CUSTOMER_EXPERIENCE, Table.CHURN_ALERTS,
                       Table.JOURNEYS, "risk_daily", "touchpoints_by_customer", "signals_by_customer",
-                      "journeys_by_customer", "alerts_by_customer")
+                      "journeys_by_customer", "alerts_by_customer", Table.ALERT_OUTCOMES)
     ]  # fmt: skip
     out += [
         ("journey_funnel", f"journey_id IN {values('journey')}"),

@@ -11,8 +11,10 @@ from typing import Final, NamedTuple
 
 __all__ = [
     "COLUMNS",
+    "OUTCOMES",
     "ROWS_BY_TABLE",
     "TABLE_OF_ROW",
+    "AlertOutcomeRow",
     "AlertRow",
     "CustomerRow",
     "DeadLetterRow",
@@ -181,6 +183,23 @@ class ErasureRow(NamedTuple):
     done_at: int
 
 
+# What became of a customer after a churn alert (`alert_outcomes.outcome`).
+OUTCOMES: Final = ("pending", "recovered", "relapsed", "lost")
+
+
+class AlertOutcomeRow(NamedTuple):
+    """What became of a customer after a churn alert (issue 17), in event time; the highest version wins."""
+
+    alert_id: str
+    customer_key: str
+    triggered_at: int
+    outcome: str  # pending, recovered, relapsed, lost
+    decided: int  # 1 once it can no longer change (but for late data): relapsed, or the window passed
+    outcome_at: int | None  # the first new dissatisfying experience, the first repair, the window's end when lost
+    version: int
+    updated_at: int
+
+
 class Table(StrEnum):
     """The pipeline's ClickHouse tables (docs/contract.md, Contract 3): the one place their names are written."""
 
@@ -194,6 +213,7 @@ class Table(StrEnum):
     IDENTITY_CONFLICTS = "identity_conflicts"
     DEAD_LETTERS = "dead_letters"
     ERASURES = "erasures"
+    ALERT_OUTCOMES = "alert_outcomes"
 
 
 ROWS_BY_TABLE: Final[dict[Table, type[tuple[object, ...]]]] = {
@@ -207,6 +227,7 @@ ROWS_BY_TABLE: Final[dict[Table, type[tuple[object, ...]]]] = {
     Table.IDENTITY_CONFLICTS: IdentityConflictRow,
     Table.DEAD_LETTERS: DeadLetterRow,
     Table.ERASURES: ErasureRow,
+    Table.ALERT_OUTCOMES: AlertOutcomeRow,
 }
 TABLE_OF_ROW: Final[dict[type[tuple[object, ...]], Table]] = {row: table for table, row in ROWS_BY_TABLE.items()}
 # Each table's insert columns: its row class's fields, in order.

@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     repeat_contact_days: int = Field(default=7, ge=1)
     score_half_life_days: float = Field(default=30.0, gt=0)
     signal_rules_file: Path | None = None
+    # How long after a churn alert its outcome (recovered, relapsed, lost) is watched, in event time.
+    recovery_days: int = Field(default=30, ge=1, le=365)
     # The recovery playbook (JSON or YAML, schemas/jsonschema/playbook.json); None: the shipped defaults.
     playbook_file: Path | None = None
     journey_browse_idle_minutes: int = Field(default=30, ge=1)

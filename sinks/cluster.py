@@ -41,6 +41,7 @@ SHARDING_KEYS: Final = {
     "risk_daily": "cityHash64(customer_key)",
     "journey_funnel": "cityHash64(journey_id)",
     Table.ERASURES: "cityHash64(request_id)",
+    Table.ALERT_OUTCOMES: "cityHash64(alert_id)",
     # Written by materialized views on the shard of their source row; read whole through the Distributed table.
     "touchpoints_by_customer": "cityHash64(event_id)",
     "signals_by_customer": "cityHash64(event_id)",

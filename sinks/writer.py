@@ -50,6 +50,7 @@ TABLE_ORDER: Final = (
     Table.IDENTITY_OVERRIDES,
     Table.IDENTITY_CONFLICTS,
     Table.CHURN_ALERTS,
+    Table.ALERT_OUTCOMES,
     Table.CUSTOMER_EXPERIENCE,
     # Last: a forget acknowledgement is visible only once everything flushed with it is stored.
     Table.ERASURES,
@@ -62,7 +63,7 @@ TABLE_LEVELS: Final = (
     (Table.EXPERIENCE_SIGNALS, Table.JOURNEYS, Table.IDENTITY_LINKS, Table.IDENTITY_OVERRIDES,
      Table.IDENTITY_CONFLICTS),
     (Table.CHURN_ALERTS,),
-    (Table.CUSTOMER_EXPERIENCE,),
+    (Table.ALERT_OUTCOMES, Table.CUSTOMER_EXPERIENCE),
     (Table.ERASURES,),
 )  # fmt: skip
 _LEVEL: Final = {str(t): n for n, level in enumerate(TABLE_LEVELS) for t in level}

@@ -21,6 +21,7 @@ from clickhouse_driver.util.escape import escape_param, escape_params
 
 from schemas.errors import SinkError
 from schemas.rows import (
+    AlertOutcomeRow,
     AlertRow,
     CustomerRow,
     DeadLetterRow,
@@ -205,6 +206,13 @@ def dataset(base: int | None = None) -> Dataset:
                                  payload_hash="h-1")],
         Table.ERASURES: [row(ErasureRow, request_id="r-1", stage="clickhouse", partition=-1, expected=1,
                              erased=0, done_at=t)],
+        # A-1 was pending, then C-1 recovered (the later version wins).
+        Table.ALERT_OUTCOMES: [
+            row(AlertOutcomeRow, alert_id="A-1", customer_key="C-1", triggered_at=last, outcome="pending",
+                version=1, updated_at=last + 1),
+            row(AlertOutcomeRow, alert_id="A-1", customer_key="C-1", triggered_at=last, outcome="recovered",
+                decided=1, outcome_at=last + 3600, version=2, updated_at=last + 3601),
+        ],
     })  # fmt: skip
 
 

@@ -4,15 +4,17 @@
 //! state:   [1, key, version, latest, horizon, [ekey, first_neg, first_pos, mask, last]*,
 //!           [[jid, jtype, started, last, terminal, channels, dissatisfying, emitted, hashes]...],
 //!           [order_id, time, amount]*, [[anchor, at, ref, ekey, event_id, channel, journey_id, flagged]...],
-//!           alerted, aliases, held, held_at]      (held and held_at absent in states written before them)
+//!           alerted, aliases, held, held_at, [alert_id, at, reported, reported_at]*]
+//!          (held and held_at absent in states written before them; the watched alerts absent when none)
 //! forward: [0, target, created_ms]
 //! `hashes` is the journey's sorted 64-bit event hashes as little-endian bytes.
 
-use crate::customer::{Contact, CustomerState, Experience};
+use crate::customer::{Contact, CustomerState, Experience, Watch};
 use crate::journeys::{Journey, Status};
 
-/// A decoded changelog entry.
+/// A decoded changelog entry (a state is by far the common one: not boxed, decoded straight into place).
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Entry {
     State(CustomerState),
     Forward { target: String, created_ms: i64 },
@@ -148,7 +150,7 @@ pub fn encode_forward(target: &str, created_ms: i64) -> Vec<u8> {
 
 pub fn encode_state(s: &CustomerState) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(256));
-    w.array(13);
+    w.array(if s.watches.is_empty() { 13 } else { 14 });
     w.int(1);
     w.str(&s.key);
     w.int(s.version);
@@ -201,6 +203,15 @@ pub fn encode_state(s: &CustomerState) -> Vec<u8> {
     }
     w.ints(&s.held);
     w.int(s.held_at);
+    if !s.watches.is_empty() {
+        w.array(s.watches.len() * 4);
+    }
+    for watch in &s.watches {
+        w.str(&watch.alert_id);
+        w.int(watch.at);
+        w.int(i64::from(watch.reported));
+        w.int(watch.reported_at);
+    }
     w.0
 }
 
@@ -504,6 +515,14 @@ pub fn decode_entry(data: &[u8]) -> Result<Entry, String> {
         s.held = ints(&doc[11])?;
         s.held_at = doc.get(12).map(int).transpose()?.unwrap_or(0);
     }
+    if let Some(watches) = doc.get(13) {
+        for w in array(watches)?.chunks(4) {
+            let [alert_id, at, reported, reported_at] = w else { return Err("watched alert record".into()) };
+            let reported = u8::try_from(int(reported)?).map_err(|e| e.to_string())?;
+            let (alert_id, at, reported_at) = (string(alert_id)?, int(at)?, int(reported_at)?);
+            s.watches.push(Watch { alert_id, at, reported, reported_at });
+        }
+    }
     Ok(Entry::State(s))
 }
 
@@ -542,6 +561,8 @@ mod tests {
         s.aliases = vec!["~a".into()];
         s.held = vec![4];
         s.held_at = 99;
+        assert_eq!(decode_entry(&encode_state(&s)), Ok(Entry::State(s.clone())));
+        s.watches.push(Watch { alert_id: "a-1".into(), at: 2, reported: 4, reported_at: 3 });
         assert_eq!(decode_entry(&encode_state(&s)), Ok(Entry::State(s)));
         assert_eq!(decode_entry(&encode_forward("C2", 5)), Ok(Entry::Forward { target: "C2".into(), created_ms: 5 }));
     }

@@ -35,6 +35,8 @@ pub struct Policy {
     pub half_life: f64,
     /// Wall-clock ms an anonymous key's alert waits for the key to be linked (0: none).
     pub anonymous_hold: i64,
+    /// How long after an alert its outcome is watched (CXJ_RECOVERY_DAYS).
+    pub recovery: i64,
 }
 
 /// One episode: when it first went wrong / right, which signals it carries.
@@ -125,6 +127,44 @@ pub struct Crossing {
     pub mask: u64,
 }
 
+/// An alert whose outcome is watched for `Policy::recovery` after it (issue 17): its id, its instant, and
+/// the outcome last written for it (`Outcome::code`, 0: none yet, and its time).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Watch {
+    pub alert_id: String,
+    pub at: i64,
+    pub reported: u8,
+    pub reported_at: i64,
+}
+
+/// What became of a customer after an alert, in event time.
+pub const OUTCOMES: [&str; 4] = ["pending", "recovered", "relapsed", "lost"];
+pub const PENDING: usize = 0;
+pub const RECOVERED: usize = 1;
+pub const RELAPSED: usize = 2;
+pub const LOST: usize = 3;
+
+/// An alert's outcome: which (index into OUTCOMES), whether it is decided, and the event time behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub outcome: usize,
+    pub decided: bool,
+    /// The first new dissatisfying experience, the first repair, the window's end when lost; 0 when pending.
+    pub at: i64,
+}
+
+impl Outcome {
+    /// 1 + outcome * 2 + decided: what a watch records as reported.
+    pub fn code(&self) -> u8 {
+        1 + (self.outcome as u8) * 2 + u8::from(self.decided)
+    }
+
+    /// Does a reported code stand for a decided outcome?
+    pub fn is_decided(code: u8) -> bool {
+        code != 0 && (code - 1) % 2 == 1
+    }
+}
+
 /// The touchpoint fields the state reads.
 pub struct Fact<'a> {
     pub touch: Touch<'a>,
@@ -149,6 +189,8 @@ pub struct CustomerState {
     /// Episodes of an anonymous key waiting for identity, since `held_at` (wall ms).
     pub held: Vec<i64>,
     pub held_at: i64,
+    /// Alerts whose outcome is still watched, by alert time.
+    pub watches: Vec<Watch>,
 }
 
 fn exp_index(exps: &[(String, Experience)], key: &str) -> Option<usize> {
@@ -345,6 +387,13 @@ impl CustomerState {
         // Rebuilt by new_crossings, which always follows; until then it keeps both keys' held strikes.
         self.held = sorted_unique(self.held.iter().chain(&other.held).copied());
         self.held_at = [self.held_at, other.held_at].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
+        // The other key's alerts are watched here now; their outcomes are written again, under this key.
+        for w in other.watches {
+            match self.watches.iter_mut().find(|mine| mine.alert_id == w.alert_id) {
+                Some(mine) => mine.reported = 0,
+                None => self.watches.push(Watch { reported: 0, reported_at: 0, ..w }),
+            }
+        }
         let mut aliases: Vec<String> = self.aliases.drain(..).chain(other.aliases).collect();
         aliases.push(other.key);
         self.aliases = sorted_unique(aliases.into_iter().filter(|a| *a != self.key));
@@ -380,6 +429,35 @@ impl CustomerState {
 
     pub fn lifetime_value(&self) -> f64 {
         risk::round2(self.orders.iter().fold(0.0, |sum, (_, (_, amount))| sum + amount))
+    }
+
+    /// The outcome of the alert at `at` once event time `now` is reached, from what the state keeps (so the same
+    /// touchpoints in any order, twice, or under keys that merge give the same outcome): `relapsed` when an
+    /// experience first went wrong in (at, at + recovery], decided; else `recovered` when one first went right
+    /// there (a compensation, a good score), decided once `now` is past the window; else, past it, `lost` when
+    /// the state holds no touchpoint in the window (an experience's first negative, first positive or latest
+    /// time, a journey's first or latest), `pending` (decided) when it does; `pending` before that.
+    pub fn outcome(&self, at: i64, recovery: i64, now: i64) -> Outcome {
+        let end = at + recovery;
+        let inside = |t: i64| t != 0 && at < t && t <= end;
+        let first = |times: &mut dyn Iterator<Item = i64>| times.filter(|&t| inside(t)).min();
+        if let Some(t) = first(&mut self.exps.iter().map(|(_, e)| e.first_neg)) {
+            return Outcome { outcome: RELAPSED, decided: true, at: t };
+        }
+        let passed = now > end;
+        if let Some(t) = first(&mut self.exps.iter().map(|(_, e)| e.first_pos)) {
+            return Outcome { outcome: RECOVERED, decided: passed, at: t };
+        }
+        if !passed {
+            return Outcome { outcome: PENDING, decided: false, at: 0 };
+        }
+        let seen = self.exps.iter().any(|(_, e)| inside(e.first_pos) || inside(e.last))
+            || self.journeys.iter().any(|j| inside(j.started) || inside(j.last));
+        if seen {
+            Outcome { outcome: PENDING, decided: true, at: 0 }
+        } else {
+            Outcome { outcome: LOST, decided: true, at: end }
+        }
     }
 
     /// Episodes into high risk to alert now, recorded as alerted (with `hold`, an anonymous key's
@@ -446,6 +524,11 @@ impl CustomerState {
             let (window, horizon) = (policy.window, self.horizon);
             self.alerted.retain(|a| a - window > horizon);
         }
+        if !self.watches.is_empty() {
+            // Past its window and the allowed lateness, a decided outcome no longer changes.
+            let cut = self.latest - policy.recovery - policy.lateness;
+            self.watches.retain(|w| w.at >= cut || !Outcome::is_decided(w.reported));
+        }
         if let Some(rc) = &policy.classifier.repeat_contact {
             if !self.contacts.is_empty() {
                 let ccut = self.latest - rc.within_days * DAY_MS - policy.lateness;
@@ -490,5 +573,29 @@ mod tests {
         e.add(0, true, 9);
         e.add(0, true, 8);
         assert_eq!(e, Experience { first_neg: 8, first_pos: 7, mask: 3, last: 9 });
+    }
+
+    #[test]
+    fn outcomes_follow_the_window() {
+        let (at, r) = (100, 50);
+        let exp = |first_neg, first_pos, last| Experience { first_neg, first_pos, mask: 1, last };
+        let mut s = CustomerState::new("C1");
+        s.exps.push(("case:a".into(), exp(100, 0, 100)));
+        let o = |s: &CustomerState, now| s.outcome(at, r, now);
+        assert_eq!(o(&s, 120), Outcome { outcome: PENDING, decided: false, at: 0 });
+        assert_eq!(o(&s, 150), Outcome { outcome: PENDING, decided: false, at: 0 }); // the window's last instant
+        assert_eq!(o(&s, 151), Outcome { outcome: LOST, decided: true, at: 150 });
+        s.exps.push(("case:b".into(), exp(0, 130, 130)));
+        assert_eq!(o(&s, 140), Outcome { outcome: RECOVERED, decided: false, at: 130 });
+        assert_eq!(o(&s, 151), Outcome { outcome: RECOVERED, decided: true, at: 130 });
+        s.exps.push(("case:c".into(), exp(145, 0, 145)));
+        assert_eq!(o(&s, 146), Outcome { outcome: RELAPSED, decided: true, at: 145 });
+        let mut quiet = CustomerState::new("C2");
+        quiet.exps.push(("event:x".into(), exp(0, 0, 120)));
+        assert_eq!(o(&quiet, 200), Outcome { outcome: PENDING, decided: true, at: 0 });
+        for code in 1..=8u8 {
+            assert_eq!(Outcome::is_decided(code), code % 2 == 0);
+        }
+        assert!(!Outcome::is_decided(0));
     }
 }

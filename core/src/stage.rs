@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::codec::{self, Entry};
-use crate::customer::{event_hash, Applied, CustomerState, Fact, Policy, RetroSignal};
+use crate::customer::{event_hash, Applied, CustomerState, Fact, Outcome, Policy, RetroSignal, Watch, OUTCOMES};
 use crate::journeys::{self, Journey, JourneyPolicy, Status, Touch, JOURNEY_TYPES};
 use crate::record::{self, ItemData, Record, Scalar};
 use crate::rows::{Cell, RowBuf, Rows};
@@ -30,8 +30,10 @@ struct Kinds {
     journey_row: Py<PyAny>,
     override_row: Py<PyAny>,
     erasure_row: Py<PyAny>,
-    /// Table members: touchpoints, experience_signals, customer_experience, journeys, identity_overrides, erasures.
-    tables: [Py<PyAny>; 6],
+    outcome_row: Py<PyAny>,
+    /// Table members: touchpoints, experience_signals, customer_experience, journeys, identity_overrides, erasures,
+    /// alert_outcomes.
+    tables: [Py<PyAny>; 7],
     make_alert: Py<PyAny>,
 }
 
@@ -41,6 +43,7 @@ const T_CUSTOMERS: usize = 2;
 const T_JOURNEYS: usize = 3;
 const T_OVERRIDES: usize = 4;
 const T_ERASURES: usize = 5;
+const T_OUTCOMES: usize = 6;
 
 /// A `customer_experience` row's fields, in column order.
 type CustomerFields<'a> = (&'a str, i64, i64, f64, &'a str, i64, i64, f64, i64, i64, &'a str, i64);
@@ -48,7 +51,7 @@ type CustomerFields<'a> = (&'a str, i64, i64, f64, &'a str, i64, i64, f64, i64, 
 /// What one call produced, handed to Python as plain values.
 #[derive(Default)]
 struct Out {
-    rows: [RowBuf; 6],
+    rows: [RowBuf; 7],
     forward: Vec<Py<PyAny>>,
     alerts: Vec<Py<PyAny>>,
     changed: IndexMap<String, Option<Vec<u8>>>,
@@ -119,6 +122,9 @@ pub struct Stage {
     scheduled: HashMap<String, i64>,
     forwards: IndexMap<String, i64>,
     held: IndexMap<String, i64>,
+    /// When the window of a key's earliest undecided alert outcome ends (event time), as `due` for journeys.
+    watch_due: BinaryHeap<Reverse<(i64, String)>>,
+    watching: HashMap<String, i64>,
 }
 
 impl Stage {
@@ -154,6 +160,41 @@ impl Stage {
         if current.is_none_or(|c| deadline < c) {
             self.scheduled.insert(state.key.clone(), deadline);
             self.due.push(Reverse((deadline, state.key.clone())));
+        }
+    }
+
+    fn schedule_watch(&mut self, state: &CustomerState) {
+        let recovery = self.policy.recovery;
+        let deadline =
+            state.watches.iter().filter(|w| !Outcome::is_decided(w.reported)).map(|w| w.at + recovery + 1).min();
+        let Some(deadline) = deadline else { return };
+        let current = self.watching.get(&state.key).copied();
+        if current.is_none_or(|c| deadline < c) {
+            self.watching.insert(state.key.clone(), deadline);
+            self.watch_due.push(Reverse((deadline, state.key.clone())));
+        }
+    }
+
+    /// Write the outcome of each watched alert whose outcome changed, as of event time `now`.
+    fn report_outcomes(&self, state: &mut CustomerState, now: i64, now_ms: i64, out: &mut Out) {
+        for i in 0..state.watches.len() {
+            let at = state.watches[i].at;
+            let outcome = state.outcome(at, self.policy.recovery, now);
+            if (outcome.code(), outcome.at) == (state.watches[i].reported, state.watches[i].reported_at) {
+                continue;
+            }
+            state.watches[i].reported = outcome.code();
+            state.watches[i].reported_at = outcome.at;
+            out.rows[T_OUTCOMES].push(vec![
+                Cell::str(&state.watches[i].alert_id),
+                Cell::str(&state.key),
+                Cell::Int(at.div_euclid(1000)),
+                Cell::str(OUTCOMES[outcome.outcome]),
+                Cell::Int(i64::from(outcome.decided)),
+                if outcome.at == 0 { Cell::Null } else { Cell::Int(outcome.at.div_euclid(1000)) },
+                Cell::Int(state.version),
+                Cell::Int(now_ms.div_euclid(1000)),
+            ]);
         }
     }
 
@@ -535,6 +576,8 @@ impl Stage {
                 lifetime,
                 now_ms,
             ))?;
+            let alert_id: String = alert.getattr("alert_id")?.extract()?;
+            state.watches.push(Watch { alert_id, at: crossing.instant, reported: 0, reported_at: 0 });
             out.alerts.push(alert.unbind());
         }
         if !state.held.is_empty() && state.held_at == 0 {
@@ -558,6 +601,8 @@ impl Stage {
         }
         let hold = self.policy.anonymous_hold > 0 && key.starts_with('~');
         let lifetime = self.raise_alerts(py, &mut state, hold, now_ms, out)?;
+        let now = state.latest.max(watermark);
+        self.report_outcomes(&mut state, now, now_ms, out);
         let counters = state.counters(&self.policy);
         let mut open = 0;
         let mut journeys = std::mem::take(&mut state.journeys);
@@ -581,6 +626,7 @@ impl Stage {
         );
         out.rows[T_CUSTOMERS].push(Self::customer_row(row));
         self.schedule(&state);
+        self.schedule_watch(&state);
         self.store(py, &key, codec::encode_state(&state), out)
     }
 
@@ -674,6 +720,7 @@ impl Stage {
             &self.kinds.journey_row,
             &self.kinds.override_row,
             &self.kinds.erasure_row,
+            &self.kinds.outcome_row,
         ];
         for ((table, buf), class) in self.kinds.tables.iter().zip(out.rows).zip(classes) {
             if !buf.is_empty() {
@@ -713,9 +760,9 @@ impl Stage {
 
 #[pymethods]
 impl Stage {
-    /// `policy`: (rules JSON, {journey type: idle ms}, retention ms, window, lateness, half_life, anonymous_hold);
-    /// `classes`: (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow, JourneyRow,
-    /// IdentityOverrideRow, ErasureRow); `tables`: the six Table members in that row order;
+    /// `policy`: (rules JSON, {journey type: idle ms}, retention ms, window, lateness, half_life, anonymous_hold,
+    /// recovery); `classes`: (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow, JourneyRow,
+    /// IdentityOverrideRow, ErasureRow, AlertOutcomeRow); `tables`: the seven Table members in that row order;
     /// `make_alert(key, instant, before, keys, signals, dimensions, lifetime, now_ms)`.
     #[new]
     #[allow(clippy::too_many_arguments)]
@@ -744,6 +791,7 @@ impl Stage {
             lateness: policy.get_item(4)?.extract()?,
             half_life: policy.get_item(5)?.extract()?,
             anonymous_hold: policy.get_item(6)?.extract()?,
+            recovery: policy.get_item(7)?.extract()?,
         };
         let class = |i: usize| classes.get_item(i).map(Bound::unbind);
         let table = |i: usize| tables.get_item(i).map(Bound::unbind);
@@ -757,7 +805,8 @@ impl Stage {
             journey_row: class(5)?,
             override_row: class(6)?,
             erasure_row: class(7)?,
-            tables: [table(0)?, table(1)?, table(2)?, table(3)?, table(4)?, table(5)?],
+            outcome_row: class(8)?,
+            tables: [table(0)?, table(1)?, table(2)?, table(3)?, table(4)?, table(5)?, table(6)?],
             make_alert,
         };
         Ok(Stage {
@@ -771,6 +820,8 @@ impl Stage {
             scheduled: HashMap::new(),
             forwards: IndexMap::new(),
             held: IndexMap::new(),
+            watch_due: BinaryHeap::new(),
+            watching: HashMap::new(),
         })
     }
 
@@ -826,6 +877,7 @@ impl Stage {
                 Some(Entry::State(state)) => {
                     self.max_event_ms = self.max_event_ms.max(state.latest);
                     self.schedule(&state);
+                    self.schedule_watch(&state);
                     self.hold(&state);
                 }
                 None => {}
@@ -893,6 +945,30 @@ impl Stage {
             if changed {
                 self.store(py, &key, codec::encode_state(&entry), &mut out)?;
             }
+        }
+        while let Some(Reverse((deadline, _))) = self.watch_due.peek() {
+            if *deadline > watermark {
+                break;
+            }
+            let Some(Reverse((deadline, key))) = self.watch_due.pop() else { break };
+            if self.watching.get(&key) != Some(&deadline) {
+                continue;
+            }
+            self.watching.remove(&key);
+            // The partition's event time passed an alert's window: decide it (lost, when nothing came).
+            let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
+            let now = entry.latest.max(watermark);
+            let recovery = self.policy.recovery;
+            let changed = |w: &Watch| {
+                let o = entry.outcome(w.at, recovery, now);
+                (o.code(), o.at) != (w.reported, w.reported_at)
+            };
+            if entry.watches.iter().any(changed) {
+                entry.version = (entry.version + 1).max(now_ms);
+                self.report_outcomes(&mut entry, now, now_ms, &mut out);
+                self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+            }
+            self.schedule_watch(&entry);
         }
         let due: Vec<String> = self.held.iter().filter(|(_, &at)| at <= now_ms).map(|(k, _)| k.clone()).collect();
         for key in due {

@@ -29,5 +29,7 @@ class Policy:
     half_life: float = 30.0 * DAY_MS
     # Wall-clock ms an anonymous key's alert waits for the key to be linked to a customer (0: none).
     anonymous_hold: int = 0
+    # How long after an alert its outcome is watched (CXJ_RECOVERY_DAYS; issue 17).
+    recovery: int = 30 * DAY_MS
     # What a churn alert recommends (CXJ_PLAYBOOK_FILE; issue 17).
     playbook: Playbook = DEFAULT_PLAYBOOK

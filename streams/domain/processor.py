@@ -20,6 +20,7 @@ import cx_core
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
     TABLE_OF_ROW,
+    AlertOutcomeRow,
     CustomerRow,
     ErasureRow,
     IdentityOverrideRow,
@@ -37,7 +38,7 @@ __all__ = ["ALERT_NAMESPACE", "PartitionState"]
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")
 # What the core builds rows and items of, and the tables of those rows, in the order it expects.
 _CLASSES: Final = (TouchpointRecord, Item, TouchpointRow, SignalRow, CustomerRow, JourneyRow, IdentityOverrideRow,
-                   ErasureRow)  # fmt: skip
+                   ErasureRow, AlertOutcomeRow)  # fmt: skip
 _TABLES: Final = tuple(TABLE_OF_ROW[row] for row in _CLASSES[2:])
 
 
@@ -78,7 +79,8 @@ def native_policy(policy: Policy) -> tuple[Any, ...]:
     j = policy.journeys
     rules = policy.classifier.rules.model_dump_json().encode()
     hold = policy.anonymous_hold
-    return (rules, dict(j.timeouts), j.retention, policy.window, policy.lateness, policy.half_life, hold)
+    return (rules, dict(j.timeouts), j.retention, policy.window, policy.lateness, policy.half_life, hold,
+            policy.recovery)  # fmt: skip
 
 
 class StateView(Mapping[str, bytes]):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.records import RejectReason
-from schemas.rows import ROWS_BY_TABLE
+from schemas.rows import OUTCOMES, ROWS_BY_TABLE
 
 __all__ = ["LAG_BUCKETS", "PipelineMetrics"]
 
@@ -39,6 +39,7 @@ class PipelineMetrics:
     signals: Counter
     churn_alerts: Counter
     alert_actions: Counter
+    alert_outcomes: Counter
     sink_rows: Counter
     sink_batch_seconds: Histogram
     flush_seconds: Histogram
@@ -64,6 +65,8 @@ class PipelineMetrics:
         metrics = cls._build(registry)
         # Series that alerts use `increase()` on exist at 0 from the start, so a first event counts.
         metrics.churn_alerts.labels("high")  # alerts are raised on crossing into high only
+        for outcome in OUTCOMES:
+            metrics.alert_outcomes.labels(outcome)
         for reason in RejectReason:
             metrics.rejections.labels(reason.value)
         for table in ROWS_BY_TABLE:
@@ -98,6 +101,12 @@ class PipelineMetrics:
             duplicates=Counter("cx_duplicates", "Touchpoints whose event_id was already applied", registry=r),
             signals=Counter("cx_signals", "Experience signals raised", ["signal"], registry=r),
             churn_alerts=Counter("cx_churn_alerts", "Churn-risk alerts emitted", ["level"], registry=r),
+            alert_outcomes=Counter(
+                "cx_alert_outcomes",
+                "Churn alerts whose outcome was decided (recovered, relapsed, lost, pending)",
+                ["outcome"],
+                registry=r,
+            ),
             alert_actions=Counter(
                 "cx_churn_alert_actions",
                 "Recovery actions the playbook recommended, one per alert",

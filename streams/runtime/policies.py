@@ -30,6 +30,7 @@ def policy_from(settings: Settings) -> Policy:
         lateness=settings.allowed_lateness_days * DAY_MS,
         half_life=settings.score_half_life_days * DAY_MS,
         anonymous_hold=settings.anonymous_alert_hold_seconds * 1000,
+        recovery=settings.recovery_days * DAY_MS,
         playbook=load_playbook(settings.playbook_file),
     )
 

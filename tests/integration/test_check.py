@@ -33,7 +33,9 @@ def _strikes(key: str, times: list[int]) -> list[SignalRow]:
 
 
 def _alert(key: str, at: int, emitted: int) -> AlertRow:
-    return AlertRow(str(uuid.uuid4()), key, "high", "elevated", 3, [], ["complaint"], ["fairness"], at, 0.0, emitted)
+    return AlertRow(
+        str(uuid.uuid4()), key, "high", "elevated", 3, [], ["complaint"], ["fairness"], at, 0.0, emitted, [], []
+    )
 
 
 def test_each_check_counts_what_breaks_it_and_nothing_else(stack: Settings, scratch: ClickHouse) -> None:

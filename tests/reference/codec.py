@@ -8,7 +8,7 @@ from typing import Any, Final, NamedTuple
 import msgpack
 
 from streams.domain.journeys import JOURNEY_TYPES
-from tests.reference.customer import Contact, CustomerState, Experience
+from tests.reference.customer import Contact, CustomerState, Experience, Watch
 from tests.reference.journeys import Journey
 
 __all__ = ["Forward", "decode_entry", "decode_state", "encode_forward", "encode_state"]
@@ -67,6 +67,8 @@ def encode_state(s: CustomerState) -> bytes:
         s.held,
         s.held_at,
     )
+    if s.watches:  # absent when none, as in states written before them
+        doc = (*doc, [x for w in s.watches for x in (w.alert_id, w.at, w.reported, w.reported_at)])
     return msgpack.packb(doc, use_bin_type=True)  # type: ignore[no-any-return]
 
 
@@ -98,6 +100,9 @@ def _state(doc: list[Any]) -> CustomerState:
     state.aliases = list(aliases)
     if len(doc) > 11:  # states written before held alerts have neither field
         state.held, state.held_at = list(doc[11]), doc[12]
+    if len(doc) > 13:
+        w = doc[13]
+        state.watches = [Watch(w[i], w[i + 1], w[i + 2], w[i + 3]) for i in range(0, len(w), 4)]
     return state
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from schemas.records import TouchpointRecord
 from streams.domain.customer import DAY_MS, Policy
@@ -114,6 +114,33 @@ class Contact:
 
 
 @dataclass(slots=True)
+class Watch:
+    """An alert whose outcome is watched (issue 17): its id, instant, and the outcome code and time last written."""
+
+    alert_id: str
+    at: int
+    reported: int = 0
+    reported_at: int = 0
+
+
+OUTCOMES: Final = ("pending", "recovered", "relapsed", "lost")
+
+
+class Outcome(NamedTuple):
+    outcome: int  # index into OUTCOMES
+    decided: bool
+    at: int  # the event time behind it; 0 when pending
+
+    @property
+    def code(self) -> int:
+        return 1 + self.outcome * 2 + int(self.decided)
+
+
+def is_decided(code: int) -> bool:
+    return code != 0 and (code - 1) % 2 == 1
+
+
+@dataclass(slots=True)
 class CustomerState:
     """Everything the pipeline keeps about one customer key."""
 
@@ -133,6 +160,7 @@ class CustomerState:
     # Episodes of an anonymous key waiting for identity before they are alerted, since `held_at` (wall ms).
     held: list[int] = field(default_factory=list)
     held_at: int = 0
+    watches: list[Watch] = field(default_factory=list)
 
     # --- applying touchpoints -------------------------------------------------------------
 
@@ -244,6 +272,12 @@ class CustomerState:
         # keys' held crossings from pruning. The earlier wait is kept.
         self.held = sorted(set(self.held) | set(other.held))
         self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0)
+        for w in other.watches:  # watched here now: written again under this key
+            mine = next((m for m in self.watches if m.alert_id == w.alert_id), None)
+            if mine is None:
+                self.watches.append(Watch(w.alert_id, w.at, 0, 0))
+            else:
+                mine.reported = 0
         self.aliases = sorted({*self.aliases, *other.aliases, other.key} - {self.key})
         return retro, retired
 
@@ -310,6 +344,27 @@ class CustomerState:
 
     # --- forgetting what can no longer matter ---------------------------------------------------
 
+    def outcome(self, at: int, recovery: int, now: int) -> Outcome:
+        """The outcome of the alert at `at` as of event time `now` (see the core's CustomerState::outcome)."""
+        end = at + recovery
+
+        def inside(t: int) -> bool:
+            return t != 0 and at < t <= end
+
+        relapse = [e.first_neg for e in self.exps.values() if inside(e.first_neg)]
+        if relapse:
+            return Outcome(2, True, min(relapse))
+        passed = now > end
+        repair = [e.first_pos for e in self.exps.values() if inside(e.first_pos)]
+        if repair:
+            return Outcome(1, passed, min(repair))
+        if not passed:
+            return Outcome(0, False, 0)
+        seen = any(inside(e.first_pos) or inside(e.last) for e in self.exps.values()) or any(
+            inside(j.started) or inside(j.last) for j in self.journeys.values()
+        )
+        return Outcome(0, True, 0) if seen else Outcome(3, True, end)
+
     def prune(self, policy: Policy, watermark: int) -> list[Journey]:
         """Drop what lies beyond the window plus allowed lateness; returns journeys dropped."""
         cut = self.latest - policy.window - policy.lateness
@@ -327,6 +382,9 @@ class CustomerState:
         if self.horizon and self.alerted:
             # An alert stays remembered as long as its crossing can still be judged (see crossings()).
             self.alerted = [a for a in self.alerted if a - policy.window > self.horizon]
+        if self.watches:
+            wcut = self.latest - policy.recovery - policy.lateness
+            self.watches = [w for w in self.watches if w.at >= wcut or not is_decided(w.reported)]
         rc = policy.classifier.rules.repeat_contact
         if rc is not None and self.contacts:
             ccut = self.latest - rc.within_days * DAY_MS - policy.lateness

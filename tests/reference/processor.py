@@ -10,6 +10,7 @@ from typing import Final
 
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
+    AlertOutcomeRow,
     CustomerRow,
     ErasureRow,
     IdentityOverrideRow,
@@ -22,7 +23,7 @@ from streams.domain.identity import is_anonymous
 from streams.domain.outputs import Output
 from streams.domain.playbook import recommend
 from tests.reference.codec import Forward, decode_entry, encode_forward, encode_state
-from tests.reference.customer import CustomerState, RetroSignal, event_hash
+from tests.reference.customer import OUTCOMES, CustomerState, RetroSignal, Watch, event_hash, is_decided
 from tests.reference.journeys import Journey, channel_names, row_id
 from tests.reference.outputs import retirement_row, touchpoint_row
 from tests.reference.signals import classify
@@ -45,6 +46,8 @@ class PartitionState:
         self._scheduled: dict[str, int] = {}
         self._forwards: dict[str, int] = {}  # key -> created_ms, for expiry
         self._held: dict[str, int] = {}  # anonymous key -> wall ms its held alerts are due
+        self._watch_due: list[tuple[int, str]] = []  # (end of an undecided alert's window + 1, key) heap
+        self._watching: dict[str, int] = {}
 
     # --- loading (recovery) -------------------------------------------------------------
 
@@ -62,6 +65,7 @@ class PartitionState:
             else:
                 self.max_event_ms = max(self.max_event_ms, entry.latest)
                 self._schedule(entry)
+                self._schedule_watch(entry)
                 self._hold(entry)
 
     def _schedule(self, state: CustomerState) -> None:
@@ -264,6 +268,7 @@ class PartitionState:
         for journey in state.prune(policy, watermark):
             self._journey_row(state, journey, watermark, now_ms, out)
         lifetime = self._raise_alerts(state, policy.anonymous_hold > 0 and is_anonymous(state.key), now_ms, out)
+        self._report_outcomes(state, max(state.latest, watermark), now_ms, out)
         counters = state.counters(policy)
         open_journeys = 0
         for journey in state.journeys.values():
@@ -285,9 +290,39 @@ class PartitionState:
             )
         )
         self._schedule(state)
+        self._schedule_watch(state)
         value = encode_state(state)
         self.data[state.key] = value
         out.changed[state.key] = value
+
+    def _schedule_watch(self, state: CustomerState) -> None:
+        recovery = self.policy.recovery
+        deadline = min((w.at + recovery + 1 for w in state.watches if not is_decided(w.reported)), default=None)
+        if deadline is None:
+            return
+        current = self._watching.get(state.key)
+        if current is None or deadline < current:
+            self._watching[state.key] = deadline
+            heapq.heappush(self._watch_due, (deadline, state.key))
+
+    def _report_outcomes(self, state: CustomerState, now: int, now_ms: int, out: Output) -> None:
+        for w in state.watches:
+            o = state.outcome(w.at, self.policy.recovery, now)
+            if (o.code, o.at) == (w.reported, w.reported_at):
+                continue
+            w.reported, w.reported_at = o.code, o.at
+            out.add(
+                AlertOutcomeRow(
+                    alert_id=w.alert_id,
+                    customer_key=state.key,
+                    triggered_at=w.at // 1000,
+                    outcome=OUTCOMES[o.outcome],
+                    decided=int(o.decided),
+                    outcome_at=o.at // 1000 if o.at else None,
+                    version=state.version,
+                    updated_at=now_ms // 1000,
+                )
+            )
 
     def _journey_row(self, state: CustomerState, journey: Journey, watermark: int, now_ms: int, out: Output) -> str:
         """Write the journey when its status or content changed; returns its status."""
@@ -355,7 +390,9 @@ class PartitionState:
         """Alert the state's episodes not alerted yet (or hold them, for an anonymous key); its lifetime value."""
         lifetime = state.lifetime_value()
         for instant, before, keys, mask in state.new_crossings(self.policy, hold):
-            out.alerts.append(self._alert(state, instant, before, keys, mask, lifetime, now_ms))
+            alert = self._alert(state, instant, before, keys, mask, lifetime, now_ms)
+            state.watches.append(Watch(alert.alert_id, instant))
+            out.alerts.append(alert)
         if state.held and not state.held_at:
             state.held_at = now_ms
         self._hold(state)
@@ -392,6 +429,25 @@ class PartitionState:
                 value = encode_state(entry)
                 self.data[key] = value
                 out.changed[key] = value
+        watch_due = self._watch_due
+        while watch_due and watch_due[0][0] <= watermark:
+            deadline, key = heapq.heappop(watch_due)
+            if self._watching.get(key) != deadline:
+                continue
+            del self._watching[key]
+            entry = self._load(key)
+            if not isinstance(entry, CustomerState):
+                continue
+            now = max(entry.latest, watermark)
+            recovery = self.policy.recovery
+            if any((o.code, o.at) != (w.reported, w.reported_at)
+                   for w in entry.watches for o in [entry.outcome(w.at, recovery, now)]):  # fmt: skip
+                entry.version = max(entry.version + 1, now_ms)
+                self._report_outcomes(entry, now, now_ms, out)
+                value = encode_state(entry)
+                self.data[key] = value
+                out.changed[key] = value
+            self._schedule_watch(entry)
         for key, due_at in list(self._held.items()):
             # An anonymous key not linked within the hold: its episodes are alerted under it.
             if due_at > now_ms:

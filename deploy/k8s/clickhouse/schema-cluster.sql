@@ -519,3 +519,21 @@ GLOBAL ANY LEFT JOIN
     FROM cx.identity_overrides
     GROUP BY stitched_key
 ) AS overrides USING (stitched_key);
+
+CREATE TABLE IF NOT EXISTS cx.alert_outcomes_local ON CLUSTER 'cx'
+(
+    alert_id     String,
+    customer_key String,
+    triggered_at DateTime,
+    outcome      Enum8('pending' = 0, 'recovered' = 1, 'relapsed' = 2, 'lost' = 3),
+    decided      UInt8,
+    outcome_at   Nullable(DateTime),
+    version      UInt64,
+    updated_at   DateTime
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/alert_outcomes', '{replica}', version)
+PARTITION BY toYYYYMM(triggered_at)
+ORDER BY alert_id;
+
+CREATE TABLE IF NOT EXISTS cx.alert_outcomes ON CLUSTER 'cx' AS cx.alert_outcomes_local
+ENGINE = Distributed('cx', 'cx', 'alert_outcomes_local', cityHash64(alert_id));

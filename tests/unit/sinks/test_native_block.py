@@ -135,7 +135,8 @@ def test_a_current_clickhouse_reads_the_blocks_into_what_values_inserts_store(
         chdb.execute(f"INSERT INTO cx_native.{table} ({names}) SELECT * FROM file('{path}', Native)")
         values.insert(table, [n for n, _ in columns], rows)
         read = [chdb.execute(f"SELECT {names} FROM {db}.{table} ORDER BY {names}") for db in ("cx_native", "cx_values")]
-        assert read[0] == read[1] and len(read[0]) == len(rows), table
+        # Replaced rows (the same key, a later version) may already be merged away: both read the same.
+        assert read[0] == read[1] and 0 < len(read[0]) <= len(rows), table
 
 
 def test_a_value_its_column_cannot_hold_is_a_value_error_naming_the_column(types: dict[str, Any]) -> None:
