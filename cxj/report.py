@@ -30,6 +30,17 @@ class Report:
     satisfaction: list[tuple[Any, ...]] = field(default_factory=list)
     # (proactive update 0/1, customers, csat responses, CSAT %, nps responses, NPS points)
     proactive: list[tuple[Any, ...]] = field(default_factory=list)
+    # (breakdown, value, alerts, decided, recovered, relapsed, lost, unresolved, watching, recovery %)
+    recovery: list[tuple[Any, ...]] = field(default_factory=list)
+    # (proactive update 0/1, alerts, decided, recovered, recovery %)
+    recovery_informed: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def outcomes(self) -> dict[str, int]:
+        """Alerts by outcome (decided), and those still in their window: one breakdown's rows count each alert
+        once (every alert has a first signal)."""
+        rows = [r for r in self.recovery if r[0] == "first_signal"]
+        names = ("alerts", "decided", "recovered", "relapsed", "lost", "unresolved", "watching")
+        return {name: sum(int(r[2 + i]) for r in rows) for i, name in enumerate(names)}
 
     def customers_at(self, level: str) -> int:
         return next((n for risk, n, *_ in self.risk if risk == level), 0)
@@ -54,6 +65,8 @@ def collect(ch: ClickHouse, *, limit: int = 10) -> Report:
         rejections=[tuple(r) for r in ch.query(load("dead_letters_by_reason", db))],  # type: ignore[misc]
         satisfaction=[tuple(r) for r in ch.query(load("satisfaction_by_dimension", db))],
         proactive=[tuple(r) for r in ch.query(load("satisfaction_by_proactive_update", db))],
+        recovery=[tuple(r) for r in ch.query(load("recovery_by_breakdown", db))],
+        recovery_informed=[tuple(r) for r in ch.query(load("recovery_by_proactive_update", db))],
     )
 
 
@@ -103,5 +116,34 @@ def render(report: Report, console: Console) -> None:
                  f"{_figure(row[5], row[4], '{:+.0f}')}, CSAT {_figure(row[3], row[2], '{:.1f}')}%"
                  for got, row in sorted(informed.items(), reverse=True)]  # fmt: skip
         console.print("Kept informed? " + "; ".join(parts))
+    _render_recovery(report, console)
     if report.rejections:
         console.print("Dead letters by reason: " + ", ".join(f"{reason} {n:,}" for reason, n in report.rejections))
+
+
+def _rate(pct: Any, decided: int) -> str:
+    return "-" if pct is None or not decided else f"{float(pct):.1f}% ({decided:,})"
+
+
+def _render_recovery(report: Report, console: Console) -> None:
+    """What became of the alerted customers (alert_outcomes): totals, then the rate by breakdown."""
+    if not report.recovery:
+        return
+    n = report.outcomes()
+    console.print(
+        f"Recovery after churn alerts: {n['alerts']:,} alerts · {n['decided']:,} decided: {n['recovered']:,} "
+        f"recovered, {n['relapsed']:,} relapsed, {n['lost']:,} lost, {n['unresolved']:,} neither · "
+        f"{n['watching']:,} still in their window"
+    )
+    table = Table(title="Recovery rate (% of decided alerts, decided) by what the alert was about")
+    for col in ("by", "value", "alerts", "recovered", "relapsed", "lost", "recovery rate"):
+        table.add_column(col, justify="left" if col in ("by", "value") else "right")
+    for by, value, alerts, decided, recovered, relapsed, lost, _, _, pct in report.recovery:
+        table.add_row(by.replace("_", " "), value, f"{alerts:,}", f"{recovered:,}", f"{relapsed:,}", f"{lost:,}",
+                      _rate(pct, decided))  # fmt: skip
+    console.print(table)
+    informed = {bool(row[0]): row for row in report.recovery_informed}
+    if informed:
+        parts = [f"{'with' if got else 'without'} a proactive update after the alert: {row[1]:,} alerts, recovery "
+                 f"{_rate(row[4], row[2])}" for got, row in sorted(informed.items(), reverse=True)]  # fmt: skip
+        console.print("Kept informed after an alert? " + "; ".join(parts))

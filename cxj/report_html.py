@@ -1,6 +1,7 @@
 """`cxj report --html`: one self-contained HTML page (inline CSS and SVG, no scripts, no network).
 
-Charts: risk distribution, dissatisfaction by channel and signal, the nine dimensions, the journey funnel; a
+Charts: risk distribution, dissatisfaction by channel and signal, the nine dimensions, the journey funnel, the
+recovery rate after churn alerts; a
 table of the top at-risk customers by lifetime value with the experiences and signals behind their alert.
 Every chart is an `<svg class="chart">` whose `data-points` attribute says how many data points it drew, so a
 headless browser check can tell a chart with data from an empty one.
@@ -33,6 +34,8 @@ class HtmlReport:
     dimensions: dict[str, tuple[int, int]] = field(default_factory=dict)
     funnel: list[tuple[str, str, int, float, float]] = field(default_factory=list)
     top_customers: list[tuple[str, float, int, float, list[str], list[str]]] = field(default_factory=list)
+    # recovery_by_breakdown's rows: (breakdown, value, alerts, decided, recovered, relapsed, lost, ..., recovery %)
+    recovery: list[tuple[str, str, int, int, int, int, int, int, int, float | None]] = field(default_factory=list)
 
 
 def collect_html(ch: ClickHouse) -> HtmlReport:
@@ -50,6 +53,7 @@ def collect_html(ch: ClickHouse) -> HtmlReport:
                      for r in ch.execute(load("journey_funnel", db))]  # fmt: skip
     report.top_customers = [(str(r[0]), float(r[1]), int(r[2]), float(r[3]), list(r[4]), list(r[5]))
                             for r in ch.execute(load("top_at_risk_customers", db))]  # fmt: skip
+    report.recovery = [tuple(r) for r in ch.execute(load("recovery_by_breakdown", db))]  # type: ignore[misc]
     return report
 
 
@@ -106,6 +110,8 @@ def render_html(report: HtmlReport) -> str:
     dims = [(d, float(n), float(p)) for d, (n, p) in report.dimensions.items()]
     funnel = [(f"{jtype} · {status}", float(n), {"completed": _POS, "abandoned": _NEG}.get(status, "#3498db"))
               for jtype, status, n, _, _ in report.funnel]  # fmt: skip
+    recovery = [(f"{by.replace('_', ' ')} · {value}", float(pct), _POS)
+                for by, value, _, decided, *_, pct in report.recovery if decided and pct is not None]  # fmt: skip
     customers = sum(n for _, n, _, _ in report.risk)
     high = next((n for level, n, _, _ in report.risk if level == "high"), 0)
     rows = "".join(
@@ -129,6 +135,8 @@ risk (3+ dissatisfying experiences in 90 days)</p>
 {paired_chart("Experience dimensions", dims)}
 <h2>Journey funnel by type and status</h2>
 {bar_chart("Journey funnel", funnel)}
+<h2>Recovery after churn alerts: recovery rate (% of decided alerts) by first signal, channel, dimension, action</h2>
+{bar_chart("Recovery rate", recovery, unit="%")}
 <h2>Top at-risk customers by lifetime value</h2>
 <table id="top-customers"><thead><tr><th>customer</th><th>lifetime value</th><th>strikes</th><th>score</th>
 <th>experiences</th><th>signals</th></tr></thead><tbody>{rows or "<tr><td colspan=6>none</td></tr>"}</tbody></table>

@@ -28,6 +28,7 @@ Payload = Event | bytes  # a touchpoint, or the bytes of a broken one
 Outgoing = tuple[bytes | None, bytes, int]  # a Kafka message to send: key, value, touchpoints inside
 # (stories, cumulative weights); a story is Callable[[_Engine, _Customer, int], None]
 StoryTable = tuple[list[Callable[..., None]], list[float]]
+Story = Callable[..., None]
 
 # Arrival: most events reach Kafka within seconds; apps buffer offline, batch feeders run late.
 _LATE_SHARE: Final = 0.005
@@ -36,6 +37,9 @@ _DUPLICATE_SHARE: Final = 0.004
 # Dissatisfying stories per customer over the simulated span: unhappy ones cross 3 ("事不过三").
 _BAD_PER_UNHAPPY: Final = 4.0
 _BAD_PER_HAPPY: Final = 0.25
+# What unhappy customers do after every third bad story: leave silently, or get won back (issue 17).
+_LEAVE_SHARE: Final = 0.2
+_WIN_BACK_SHARE: Final = 0.35
 _EVENTS_PER_STORY: Final = 5.5  # about 5 for good stories, 9 for bad ones; for the allocation only
 # Local UTC offset (minutes) of feeders per region; feeders elsewhere send UTC.
 _OFFSETS: Final = {"CN": 480, "HK": 480, "TW": 480, "SG": 480, "JP": 540, "KR": 540, "IN": 330, "GB": 0}
@@ -143,7 +147,8 @@ class _Phones:
 class _Customer:
     """One person's identifiers (stable per index, whatever the seed) and story memory."""
 
-    __slots__ = ("browser", "cid", "cookie", "device", "emails", "last_order", "phones", "unhappy", "wechat")
+    __slots__ = ("bad_stories", "browser", "calm_until", "cid", "cookie", "device", "emails", "gone", "last_order",
+                 "phones", "unhappy", "wechat")  # fmt: skip
 
     def __init__(self, index: int, unhappy: bool, phones: _Phones, run: str) -> None:
         digest = blake2b(f"customer-{index}".encode(), digest_size=24).hexdigest()
@@ -163,6 +168,12 @@ class _Customer:
         )
         self.cookie = f"anon-{run}-{index}"
         self.last_order = ""
+        # After about three bad stories (a churn alert), what happens next (issue 17): some leave without a
+        # word (`gone`: no more stories), some are won back (a compensation and good stories only until
+        # `calm_until`), the rest go on and relapse.
+        self.bad_stories = 0
+        self.gone = False
+        self.calm_until = 0
 
 
 class _Clock:
@@ -211,9 +222,9 @@ class _Clock:
 class _Engine:
     """Runs stories in start-time order and releases their events in arrival order."""
 
-    def __init__(self, config: SimulationConfig, good: StoryTable, bad: StoryTable) -> None:
+    def __init__(self, config: SimulationConfig, good: StoryTable, bad: StoryTable, win_back: Story) -> None:
         self.config = config
-        self.good, self.bad = good, bad
+        self.good, self.bad, self.win_back = good, bad, win_back
         self.rng = random.Random(config.seed)
         self.run = blake2b(f"{config.seed}|{config.now_ms}".encode(), digest_size=4).hexdigest()
         self.clock = _Clock(config)
@@ -264,9 +275,21 @@ class _Engine:
         c = self.people.get(index)
         if c is None:
             c = self.people[index] = _Customer(index, index in self.unhappy_set, self.phones, self.run)
-        bad = rng.random() < (self.p_bad_unhappy if c.unhappy else self.p_bad_happy)
+        if c.gone and self.happy:  # a customer who left says nothing more: someone happy instead
+            index = self.happy[int(rng.random() * len(self.happy))]
+            c = self.people.get(index) or self.people.setdefault(index, _Customer(index, False, self.phones, self.run))
+        bad = rng.random() < (self.p_bad_unhappy if c.unhappy else self.p_bad_happy) and t >= c.calm_until
         stories, cum = self.bad if bad else self.good
         stories[bisect_left(cum, rng.random() * cum[-1])](self, c, t)
+        if bad and c.unhappy:
+            c.bad_stories += 1
+            if c.bad_stories % 3 == 0:  # about when a churn alert goes out
+                fate = rng.random()
+                if fate < _LEAVE_SHARE:
+                    c.gone = True
+                elif fate < _LEAVE_SHARE + _WIN_BACK_SHARE:
+                    self.win_back(self, c, t + self.between(DAY, 3 * DAY))
+                    c.calm_until = t + 45 * DAY
 
     # --- building touchpoints -----------------------------------------------------------------
 

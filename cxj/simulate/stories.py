@@ -324,6 +324,21 @@ def _bot_runaround(e: _Engine, c: _Customer, t: int) -> None:
         _survey(e, c, t + e.between(5 * MIN, 3 * HOUR), ctx, happy=False, service=True)
 
 
+def _win_back(e: _Engine, c: _Customer, t: int) -> None:
+    """After a churn alert the CX team calls back, owns the case and makes it good: a compensation, often a
+    proactive update on the order, and a happy survey. The customer's next weeks go well (the engine's
+    `calm_until`), so the alert's outcome is a recovery."""
+    case = {"case_id": e.new_id("WB")}
+    call, t = _contact(e, c, t, "phone", case, wait=e.between(5, 40), handled="human", transfers=0, resolved=True)
+    t += e.between(10 * MIN, 4 * HOUR)
+    e.ev(t, "phone", "compensation_offered", {"customer_id": c.cid}, case,
+         {"amount": float(e.between(30, 300)), "currency": "CNY"})  # fmt: skip
+    if c.last_order and e.chance(0.6):
+        _notify(e, c, t + e.between(HOUR, DAY), c.last_order, "order_status")
+    if e.chance(0.7):
+        _survey(e, c, t + e.between(HOUR, DAY), call, happy=True, service=True)
+
+
 def _table(*weighted: tuple[Story, float]) -> tuple[list[Story], list[float]]:
     cum, total = [], 0.0
     for _, w in weighted:

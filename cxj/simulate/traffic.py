@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from cxj.simulate.engine import DAY, HOUR, INVALID_REASONS, TOPIC, Event, Outgoing, Payload, SimulationConfig, _Engine
-from cxj.simulate.stories import _BAD, _GOOD
+from cxj.simulate.stories import _BAD, _GOOD, _win_back
 from schemas.errors import StackError
 from schemas.settings import Settings
 from schemas.touchpoint import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
@@ -60,7 +60,7 @@ def _broken(reason: str, base: Event, n: int, rng: random.Random, config: Simula
 
 def generate(config: SimulationConfig) -> Iterator[Event]:
     """The valid v1 touchpoints (wire dicts), `config.valid_count` of them, lazily."""
-    return _Engine(config, _GOOD, _BAD).events()
+    return _Engine(config, _GOOD, _BAD, _win_back).events()
 
 
 def generate_raw(config: SimulationConfig) -> Iterator[Payload]:

@@ -28,7 +28,8 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "grafan
 
 @pytest.fixture(scope="module")
 def traffic(pipeline: Settings) -> Settings:
-    """Three identity stories (three strikes each), some happy traffic and a broken payload, drained."""
+    """Three identity stories (three strikes each), some happy traffic, a customer alerted 40 days ago who never
+    came back, and a broken payload, drained."""
     start = datetime.now(UTC) - timedelta(days=5)  # the story spans 80 hours
     events = []
     for _ in range(3):
@@ -45,6 +46,9 @@ def traffic(pipeline: Settings) -> Settings:
             touchpoint("delivered", channel="logistics", identity=who, at=start + timedelta(hours=i + 20),
                        context=order),
         ]  # fmt: skip
+    gone = {"customer_id": f"BI-{run}-gone"}  # three complaints 40 days ago, then silence: a decided outcome
+    events += [touchpoint("complaint_filed", channel="wechat", identity=gone, at=start - timedelta(days=35, hours=i),
+                          context={"case_id": f"bi-{run}-case-{i}"}) for i in range(3)]  # fmt: skip
     send_and_drain(pipeline, [*events, b"{not json"])  # and one dead letter, for dead_letters_by_reason
     return pipeline
 
@@ -116,7 +120,7 @@ def test_html_report_renders_with_data_in_headless_chromium(traffic: Settings, t
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     charts = re.findall(r'<svg class="chart"[^>]*data-points="(\d+)"', dom.stdout)
-    assert len(charts) == 4 and all(int(n) > 0 for n in charts), charts
+    assert len(charts) == 5 and all(int(n) > 0 for n in charts), charts
     # The top at-risk customers table has rows (which customers lead it depends on what else the session sent:
     # test_api's schemathesis run posts generated orders with any amount).
     top = re.search(r'<table id="top-customers">.*?<tbody>(.*?)</tbody>', dom.stdout, re.S)

@@ -31,6 +31,12 @@ def _report() -> Report:
         rejections=[("invalid_field", 30), ("missing_identity", 12)],
         satisfaction=[("respect", 40, 25.0, 38, -42.1, 0, None), ("transparency", 12, 91.7, 10, 60.0, 9, 6.1)],
         proactive=[(0, 300, 50, 40.0, 48, -20.8), (1, 120, 30, 86.7, 25, 44.0)],
+        recovery=[
+            ("action", "personal_callback", 6, 5, 2, 2, 1, 0, 1, 40.0),
+            ("first_signal", "complaint", 4, 3, 1, 1, 1, 0, 1, 33.3),
+            ("first_signal", "long_wait", 3, 3, 1, 1, 0, 1, 0, 33.3),
+        ],
+        recovery_informed=[(0, 5, 4, 1, 25.0), (1, 2, 2, 1, 50.0)],
     )
 
 
@@ -99,3 +105,18 @@ def test_render_shows_satisfaction_with_the_responses_behind_each_figure() -> No
 
 def test_no_survey_answers_no_satisfaction_section() -> None:
     assert "Satisfaction" not in _text(Report()) and "Kept informed" not in _text(Report())
+
+
+def test_render_shows_what_became_of_alerted_customers() -> None:
+    report = _report()
+    # Each alert once: the first-signal rows (every alert has one), not the action rows.
+    assert report.outcomes() == {"alerts": 7, "decided": 6, "recovered": 2, "relapsed": 2, "lost": 1,
+                                 "unresolved": 1, "watching": 1}  # fmt: skip
+    text = _text(report)
+    assert "7 alerts · 6 decided: 2 recovered, 2 relapsed, 1 lost, 1 neither · 1 still in their window" in text
+    callback = next(line for line in text.splitlines() if "personal_callback" in line)
+    assert "40.0% (5)" in callback
+    assert "with a proactive update after the alert: 2 alerts, recovery 50.0% (2)" in text
+    assert "without a proactive update after the alert: 5 alerts, recovery 25.0% (4)" in text
+    report.recovery = []
+    assert "Recovery after churn alerts" not in _text(report)

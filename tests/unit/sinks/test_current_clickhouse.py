@@ -43,6 +43,9 @@ EXPECTED_COLUMNS = {
     "journey_funnel": ["journey_type", "status", "journeys", "avg_touchpoints", "dissatisfying_share"],
     "latest_alerts": ["triggered_at", "customer_key", "dissatisfied_90d", "experience_keys", "signals",
                       "lifetime_value"],
+    "recovery_by_breakdown": ["breakdown", "value", "alerts", "decided_alerts", "recovered", "relapsed", "lost",
+                              "unresolved", "watching", "recovery_pct"],
+    "recovery_by_proactive_update": ["proactive_update", "alerts", "decided_alerts", "recovered", "recovery_pct"],
     "report_totals": ["touchpoints", "dead_letters", "customers", "alerts", "journeys"],
     "risk_daily": ["day", "level", "customers"],
     "risk_distribution": ["churn_risk", "customers", "avg_score", "lifetime_value"],
@@ -265,6 +268,17 @@ def test_satisfaction_is_measured_as_analysts_measure_it(clean: ChdbClickHouse) 
     assert by_dimension == [("respect", 1, 0.0, 1, -100.0, 1, 2.0), ("transparency", 1, 100.0, 1, 100.0, 1, 6.0)]
     informed = clean.query(queries.load("satisfaction_by_proactive_update", clean.database))
     assert informed == [(0, 1, 1, 0.0, 1, -100.0), (1, 1, 1, 100.0, 1, 100.0)]
+
+
+def test_recovery_is_rolled_up_by_first_signal_channel_dimension_and_action(clean: ChdbClickHouse) -> None:
+    """A-1 (C-1's alert: long_wait by phone first, respect, a personal call back recommended) was pending, then
+    recovered: the later version counts, once under each breakdown; nobody was kept informed after it."""
+    rollup = clean.query(queries.load("recovery_by_breakdown", clean.database))
+    once = (1, 1, 1, 0, 0, 0, 0, 100.0)
+    assert rollup == [("action", "personal_callback", *once), ("channel", "phone", *once),
+                      ("dimension", "respect", *once), ("first_signal", "long_wait", *once)]  # fmt: skip
+    informed = clean.query(queries.load("recovery_by_proactive_update", clean.database))
+    assert informed == [(0, 1, 1, 1, 100.0)]
 
 
 def test_the_reports_read_their_figures_on_current(clean: ChdbClickHouse) -> None:
