@@ -192,7 +192,7 @@ class AlertOutcomeRow(NamedTuple):
 
     alert_id: str
     customer_key: str
-    triggered_at: int
+    triggered_at: int  # the window's start: the alert's crossing, or its episode's start if facts moved it
     outcome: str  # pending, recovered, relapsed, lost
     decided: int  # 1 once it can no longer change (but for late data): relapsed, or the window passed
     outcome_at: int | None  # the first new dissatisfying experience, the first repair, the window's end when lost

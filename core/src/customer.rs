@@ -127,8 +127,9 @@ pub struct Crossing {
     pub mask: u64,
 }
 
-/// An alert whose outcome is watched for `Policy::recovery` after it (issue 17): its id, its instant, and
-/// the outcome last written for it (`Outcome::code`, 0: none yet, and its time).
+/// An alert whose outcome is watched for `Policy::recovery` after it (issue 17): its id, its instant (the
+/// start of the episode it stands for, moved with it), and the outcome last written for it
+/// (`Outcome::code`, 0: none yet, and its time).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Watch {
     pub alert_id: String,
@@ -469,8 +470,14 @@ impl CustomerState {
         let spans = risk::episodes(&times, window, self.horizon);
         let owner = risk::attribute_alerts(&self.alerted, &spans);
         let mut covered = vec![false; spans.len()];
-        for &(_, i) in &owner {
+        for &(a, i) in &owner {
             covered[i] = true;
+            // Later facts moved the episode's start: its alert's outcome is judged from the new start.
+            let start = spans[i].start;
+            for w in self.watches.iter_mut().filter(|w| w.at == a && a != start) {
+                w.at = start;
+                w.reported = 0;
+            }
         }
         let mut record: Vec<i64> =
             self.alerted.iter().copied().filter(|a| !owner.iter().any(|(o, _)| o == a)).collect();

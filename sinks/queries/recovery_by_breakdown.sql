@@ -22,16 +22,17 @@ FROM
                argMinIf(channel, first_at, signal != '') AS first_channel
         FROM
         (
-            SELECT alert_id, toString(outcome) AS outcome, decided, dims, acts, experience_key
+            SELECT alert_id, outcome, decided, dims, acts, experience_key
             FROM
             (
-                SELECT alert_id, outcome, decided FROM {db}.alert_outcomes FINAL
-            ) AS outcomes
+                SELECT alert_id, dimensions AS dims, actions AS acts, experience_key
+                FROM {db}.churn_alerts FINAL
+                ARRAY JOIN experience_keys AS experience_key
+            ) AS alerts
             ANY INNER JOIN
             (
-                SELECT alert_id, experience_keys, dimensions AS dims, actions AS acts FROM {db}.churn_alerts FINAL
-            ) AS alerts USING (alert_id)
-            ARRAY JOIN experience_keys AS experience_key
+                SELECT alert_id, toString(outcome) AS outcome, decided FROM {db}.alert_outcomes FINAL
+            ) AS outcomes USING (alert_id)
         ) AS experiences
         ANY LEFT JOIN
         (

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from cxj.check import run_checks
-from schemas.rows import AlertRow, CustomerRow, IdentityOverrideRow, JourneyRow, SignalRow
+from schemas.rows import AlertOutcomeRow, AlertRow, CustomerRow, IdentityOverrideRow, JourneyRow, SignalRow
 from schemas.settings import Settings
 from sinks.clickhouse import ClickHouse
 from sinks.writer import Batch, ClickHouseWriter
@@ -72,6 +72,9 @@ def test_each_check_counts_what_breaks_it_and_nothing_else(stack: Settings, scra
         "identity_overrides": [IdentityOverrideRow("~anon:p1", "P1", now - 60, 2)],
         "journeys": [orphan],
     }
+    rows["alert_outcomes"] = [AlertOutcomeRow(a.alert_id, a.customer_key, a.triggered_at, "pending", 0, None, 1, now)
+                              for a in rows["churn_alerts"]]  # type: ignore[attr-defined]  # fmt: skip
+    rows["churn_alerts"].append(_alert("W1", t0 + 2 * DAY, now + 60))  # raised after 0010, never watched
     ClickHouseWriter(scratch).write(Batch(rows, sum(map(len, rows.values()))))
     found = {r.name: (r.failures, r.example) for r in run_checks(scratch, stack)}
     assert found == {
@@ -79,6 +82,7 @@ def test_each_check_counts_what_breaks_it_and_nothing_else(stack: Settings, scra
         "two_alerts_one_episode": (1, "D1"),
         "dissatisfied_recount": (1, "R1"),
         "left_under_merged_keys": (1, "~anon:m1"),
+        "alert_without_outcome": (1, "W1"),
     }
 
 

@@ -1,8 +1,8 @@
 """Recovery on the real stack (issue 17): each alert's outcome in `alert_outcomes`, the metric, the report.
 
-Four customers, three complaints each (one churn alert each), then: a compensation two days later (recovered,
-decided: the 30-day window passed long ago), a new complaint a week later (relapsed), nothing at all
-(lost), and, for an alert five days old, nothing yet (pending, still in its window).
+Four customers, three complaints each (one churn alert each), then: a compensation two days later and a
+proactive update (recovered, decided: the 30-day window passed long ago), a new complaint a week later
+(relapsed), nothing at all (lost), and, for an alert five days old, nothing yet (pending, still in its window).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def test_every_alert_gets_its_outcome_in_event_time(pipeline: Settings) -> None:
         touchpoint("compensation_offered", channel="phone", identity={"customer_id": who["recovered"]},
                    at=long_ago + timedelta(days=2), context={"case_id": f"{who['recovered']}-case-2"},
                    metrics={"amount": 80.0, "currency": "CNY"}),
+        touchpoint("notification_sent", channel="sms", identity={"customer_id": who["recovered"]},
+                   at=long_ago + timedelta(days=3), context={"order_id": f"{who['recovered']}-order"}),
         *_strikes(who["relapsed"], long_ago),
         touchpoint("complaint_filed", channel="web", identity={"customer_id": who["relapsed"]},
                    at=long_ago + timedelta(days=7), context={"case_id": f"{who['relapsed']}-again"}),
@@ -61,7 +63,7 @@ def test_every_alert_gets_its_outcome_in_event_time(pipeline: Settings) -> None:
         "pending": ("pending", 0, None),
     }, got
     # Each alert's id is the churn alert's.
-    ids = query(pipeline, "SELECT count() FROM {db}.alert_outcomes FINAL AS o WHERE customer_key LIKE %(p)s AND "
+    ids = query(pipeline, "SELECT count() FROM {db}.alert_outcomes FINAL WHERE customer_key LIKE %(p)s AND "
                 "alert_id IN (SELECT alert_id FROM {db}.churn_alerts WHERE customer_key LIKE %(p)s)",
                 {"p": f"R-{run}-%"})  # fmt: skip
     assert ids == [(4,)]
@@ -77,3 +79,5 @@ def test_every_alert_gets_its_outcome_in_event_time(pipeline: Settings) -> None:
     complaint = next(r for r in report.recovery if r[:2] == ("first_signal", "complaint"))
     assert complaint[4] >= 1 and complaint[5] >= 1 and complaint[6] >= 1, complaint  # recovered, relapsed, lost
     assert ("action", "review_fairly") in {(r[0], r[1]) for r in report.recovery}
+    informed = {row[0]: row for row in report.recovery_informed}
+    assert informed[1][3] >= 1, informed  # the recovered customer got a proactive update after the alert

@@ -321,6 +321,10 @@ class CustomerState:
         spans = episodes(times, window, self.horizon)
         owner = attribute_alerts(self.alerted, spans)
         covered = set(owner.values())
+        for a, i in owner.items():  # the episode's start moved: its alert's outcome is judged from there
+            for w in self.watches:
+                if w.at == a and a != spans[i][0]:
+                    w.at, w.reported = spans[i][0], 0
         record = {a for a in self.alerted if a not in owner}  # episodes no longer judged keep theirs
         found = []
         held = []

@@ -19,6 +19,7 @@ DESCRIPTIONS = {
     "two_alerts_one_episode": "people with two alerts for one high episode",
     "dissatisfied_recount": "dissatisfied_90d disagreeing with a recount from experience_signals",
     "left_under_merged_keys": "alerts or live journeys under a merged-away key with no identity override",
+    "alert_without_outcome": "churn alerts with no outcome in alert_outcomes",
 }
 
 

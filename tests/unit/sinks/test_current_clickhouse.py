@@ -10,6 +10,7 @@ No network: chDB is the ClickHouse engine in this process.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -313,12 +314,21 @@ def _miscounted(data: Dataset) -> Dataset:
     return data.with_rows(Table.CUSTOMER_EXPERIENCE, customers)
 
 
+def _unwatched(data: Dataset) -> Dataset:
+    """An alert emitted after migration 0010 with no outcome (A-1's has one; a later one has none)."""
+    [first] = data.rows[Table.CHURN_ALERTS]
+    assert isinstance(first, AlertRow)
+    late = first._replace(alert_id="A-9", emitted_at=int(time.time()) + 3600)
+    return data.with_rows(Table.CHURN_ALERTS, [first, late])
+
+
 # Each check, the clean data broken the way it detects, and the key it names.
 BROKEN: dict[str, tuple[Callable[[Dataset], Dataset], str]] = {
     "high_risk_without_alert": (lambda d: d.without(Table.CHURN_ALERTS), "C-1"),
     "two_alerts_one_episode": (_second_alert, "C-1"),
     "dissatisfied_recount": (_miscounted, "C-1"),
     "left_under_merged_keys": (lambda d: d.without(Table.IDENTITY_OVERRIDES), "C-3"),
+    "alert_without_outcome": (_unwatched, "C-1"),
 }
 
 

@@ -188,3 +188,38 @@ def test_the_outcome_is_the_same_in_any_order_batching_and_with_duplicates(
     outs.append(after_the_window(ps))
     assert final(*outs) == expected
     assert len(expected) == 1
+
+
+ANON = "~anon:a7"
+
+
+def _as(key: str, rec: TouchpointRecord) -> TouchpointRecord:
+    return rec._replace(key=key, customer_id=None if key.startswith("~") else rec.customer_id)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chosen=st.lists(st.sampled_from(range(len(EXTRAS))), unique=True),
+    anonymous=st.lists(st.booleans(), min_size=3 + len(EXTRAS), max_size=3 + len(EXTRAS)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_outcome_is_the_same_when_the_story_is_split_across_keys_that_merge(
+    chosen: list[int], anonymous: list[bool], seed: int
+) -> None:
+    """Strikes and what follows, some under an anonymous key that merges into the customer at any point:
+    the outcome (under the customer) is the one of the same story under the customer's key alone."""
+    rng = random.Random(seed)
+    extras = [EXTRAS[i] for i in chosen]
+    alone = PartitionState(0, policy())
+    expected = final(process(alone, STRIKES), process(alone, sorted(extras, key=lambda r: r.occurred_ms)),
+                     after_the_window(alone))  # fmt: skip
+    story = [*STRIKES, *extras]
+    keyed = [_as(ANON if anon else "C1", rec) for rec, anon in zip(story, anonymous, strict=False)]
+    merge_at = rng.randint(0, len(keyed))
+    ps = PartitionState(0, policy())
+    outs = [process(ps, keyed[:merge_at])] if merge_at else []
+    moved = ps.process([Item("merge", ANON, None, "C1")], NOW, watermark=0)
+    outs += [moved, ps.process(moved.forward, NOW, watermark=0)]
+    after = [_as("C1", rec) for rec in keyed[merge_at:]]  # routed to the customer once linked
+    outs += [process(ps, after), after_the_window(ps)]
+    assert sorted(final(*outs).values()) == sorted(expected.values())
