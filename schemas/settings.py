@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -199,6 +199,17 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_region(cls, value: str) -> str:
         return value.upper()
+
+    @model_validator(mode="after")
+    def _recovery_within_the_window(self) -> Settings:
+        # The outcome of an alert is judged on the experiences in state, which are kept for the window: a
+        # shorter window shortens the default recovery window with it; a longer recovery set explicitly is an error.
+        if self.recovery_days > self.window_days:
+            if "recovery_days" in self.model_fields_set:
+                raise ValueError(f"CXJ_RECOVERY_DAYS ({self.recovery_days}) may not exceed CXJ_WINDOW_DAYS "
+                                 f"({self.window_days}): outcomes are judged on what the window keeps")  # fmt: skip
+            object.__setattr__(self, "recovery_days", self.window_days)
+        return self
 
     @property
     def clickhouse(self) -> ClickHouseDSN:

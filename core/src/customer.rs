@@ -388,11 +388,12 @@ impl CustomerState {
         // Rebuilt by new_crossings, which always follows; until then it keeps both keys' held strikes.
         self.held = sorted_unique(self.held.iter().chain(&other.held).copied());
         self.held_at = [self.held_at, other.held_at].into_iter().filter(|&t| t != 0).min().unwrap_or(0);
-        // The other key's alerts are watched here now; their outcomes are written again, under this key.
+        // The other key's alerts are watched here now; their outcomes are written again, under this key
+        // (`reported_at` -1 matches no outcome; `reported` stays, so a decision is not counted twice).
         for w in other.watches {
             match self.watches.iter_mut().find(|mine| mine.alert_id == w.alert_id) {
-                Some(mine) => mine.reported = 0,
-                None => self.watches.push(Watch { reported: 0, reported_at: 0, ..w }),
+                Some(mine) => mine.reported_at = -1,
+                None => self.watches.push(Watch { reported_at: -1, ..w }),
             }
         }
         let mut aliases: Vec<String> = self.aliases.drain(..).chain(other.aliases).collect();
@@ -476,7 +477,7 @@ impl CustomerState {
             let start = spans[i].start;
             for w in self.watches.iter_mut().filter(|w| w.at == a && a != start) {
                 w.at = start;
-                w.reported = 0;
+                w.reported_at = -1; // written again, with its new start
             }
         }
         let mut record: Vec<i64> =

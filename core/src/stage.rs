@@ -64,6 +64,8 @@ struct Out {
     erased: i64,
     /// When each touchpoint item was received (ms), for the event-to-sink lag.
     received: Vec<i64>,
+    /// Alert outcomes decided (or decided otherwise than before), by outcome.
+    decided: IndexMap<&'static str, i64>,
 }
 
 /// The metrics a signal rule reads (fields 14..24 of a record), as the Python stage typed them.
@@ -122,7 +124,8 @@ pub struct Stage {
     scheduled: HashMap<String, i64>,
     forwards: IndexMap<String, i64>,
     held: IndexMap<String, i64>,
-    /// When the window of a key's earliest undecided alert outcome ends (event time), as `due` for journeys.
+    /// When the window of a key's earliest undecided alert outcome ends (the partition's event time,
+    /// `max_event_ms`), as `due` for journeys.
     watch_due: BinaryHeap<Reverse<(i64, String)>>,
     watching: HashMap<String, i64>,
 }
@@ -180,8 +183,12 @@ impl Stage {
         for i in 0..state.watches.len() {
             let at = state.watches[i].at;
             let outcome = state.outcome(at, self.policy.recovery, now);
-            if (outcome.code(), outcome.at) == (state.watches[i].reported, state.watches[i].reported_at) {
+            let (before, before_at) = (state.watches[i].reported, state.watches[i].reported_at);
+            if (outcome.code(), outcome.at) == (before, before_at) {
                 continue;
+            }
+            if outcome.decided && (!Outcome::is_decided(before) || (before - 1) / 2 != outcome.outcome as u8) {
+                *out.decided.entry(OUTCOMES[outcome.outcome]).or_default() += 1;
             }
             state.watches[i].reported = outcome.code();
             state.watches[i].reported_at = outcome.at;
@@ -601,7 +608,9 @@ impl Stage {
         }
         let hold = self.policy.anonymous_hold > 0 && key.starts_with('~');
         let lifetime = self.raise_alerts(py, &mut state, hold, now_ms, out)?;
-        let now = state.latest.max(watermark);
+        // Event time: the customer's, or the partition's newest (not the wall clock: a backlog being caught
+        // up would decide its alerts before their windows' touchpoints are read).
+        let now = state.latest.max(self.max_event_ms);
         self.report_outcomes(&mut state, now, now_ms, out);
         let counters = state.counters(&self.policy);
         let mut open = 0;
@@ -753,6 +762,7 @@ impl Stage {
                 out.merges.into_pyobject(py)?.into_any(),
                 out.erased.into_pyobject(py)?.into_any(),
                 out.received.into_pyobject(py)?.into_any(),
+                out.decided.into_iter().collect::<Vec<_>>().into_pyobject(py)?.into_any(),
             ],
         )
     }
@@ -947,7 +957,7 @@ impl Stage {
             }
         }
         while let Some(Reverse((deadline, _))) = self.watch_due.peek() {
-            if *deadline > watermark {
+            if *deadline > self.max_event_ms {
                 break;
             }
             let Some(Reverse((deadline, key))) = self.watch_due.pop() else { break };
@@ -957,7 +967,7 @@ impl Stage {
             self.watching.remove(&key);
             // The partition's event time passed an alert's window: decide it (lost, when nothing came).
             let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
-            let now = entry.latest.max(watermark);
+            let now = entry.latest.max(self.max_event_ms);
             let recovery = self.policy.recovery;
             let changed = |w: &Watch| {
                 let o = entry.outcome(w.at, recovery, now);
@@ -977,6 +987,9 @@ impl Stage {
             let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
             entry.version = (entry.version + 1).max(now_ms);
             self.raise_alerts(py, &mut entry, false, now_ms, &mut out)?;
+            let now = entry.latest.max(self.max_event_ms);
+            self.report_outcomes(&mut entry, now, now_ms, &mut out);
+            self.schedule_watch(&entry);
             self.store(py, &key, codec::encode_state(&entry), &mut out)?;
         }
         let old: Vec<String> =

@@ -28,6 +28,7 @@ class Output:
     merges: int = 0
     erased: int = 0
     received_ms: list[int] = field(default_factory=list)  # each touchpoint item's receive time, for the lag
+    outcomes_decided: Counter[str] = field(default_factory=Counter)  # alert outcomes decided, by outcome
 
     def add(self, row: tuple[object, ...]) -> None:
         """Collect a row for the table its class stands for (schemas.rows.ROWS_BY_TABLE)."""

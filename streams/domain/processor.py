@@ -151,7 +151,8 @@ class PartitionState:
 
 
 def _output(parts: tuple[Any, ...]) -> Output:
-    rows, forward, alerts, changed, duplicates, signals, opened, closed, seconds, merges, erased, received = parts
+    rows, forward, alerts, changed, duplicates, signals, opened, closed, seconds, merges, erased, received = parts[:12]
+    decided = parts[12]
     return Output(
         rows=rows,
         forward=forward,
@@ -165,4 +166,5 @@ def _output(parts: tuple[Any, ...]) -> Output:
         merges=merges,
         erased=erased,
         received_ms=received,
+        outcomes_decided=Counter(dict(decided)),
     )

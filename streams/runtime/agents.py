@@ -252,9 +252,8 @@ class Pipeline:
             self.flusher.add_send(lambda: self._send_alerts(alerts))
         for name, n in out.signals.items():
             m.signals.labels(name).inc(n)
-        for o in rows.get(Table.ALERT_OUTCOMES, ()):
-            if o.decided:  # type: ignore[attr-defined]
-                m.alert_outcomes.labels(o.outcome).inc()  # type: ignore[attr-defined]
+        for outcome, n in out.outcomes_decided.items():
+            m.alert_outcomes.labels(outcome).inc(n)
         for a in alerts:
             m.churn_alerts.labels(a.level).inc()
             for action in a.actions:  # the playbook's ids: as few as its actions

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,10 +47,22 @@ def traffic(pipeline: Settings) -> Settings:
             touchpoint("delivered", channel="logistics", identity=who, at=start + timedelta(hours=i + 20),
                        context=order),
         ]  # fmt: skip
-    gone = {"customer_id": f"BI-{run}-gone"}  # three complaints 40 days ago, then silence: a decided outcome
-    events += [touchpoint("complaint_filed", channel="wechat", identity=gone, at=start - timedelta(days=35, hours=i),
-                          context={"case_id": f"bi-{run}-case-{i}"}) for i in range(3)]  # fmt: skip
+    gone = {"k": f"BI-{run}-gone"}  # three complaints 40 days ago, then silence: a decided outcome
+    events += [touchpoint("complaint_filed", channel="wechat", identity={"customer_id": gone["k"]},
+                          at=start - timedelta(days=35, hours=i), context={"case_id": f"bi-{run}-case-{i}"})
+               for i in range(3)]  # fmt: skip
+    # Today's touchpoints on every partition: its event time passes the 40-day-old alert's window.
+    events += [touchpoint("login", channel="app", identity={"customer_id": f"BI-{run}-tick-{i}"},
+                          at=datetime.now(UTC)) for i in range(8 * pipeline.topic_partitions)]  # fmt: skip
     send_and_drain(pipeline, [*events, b"{not json"])  # and one dead letter, for dead_letters_by_reason
+    deadline = time.monotonic() + 30  # decided by the worker's 5 s timer
+    while time.monotonic() < deadline:
+        decided = ClickHouse(pipeline.clickhouse).query(
+            "SELECT count() FROM {db}.alert_outcomes FINAL WHERE customer_key = %(k)s AND decided = 1", gone
+        )
+        if decided == [(1,)]:
+            break
+        time.sleep(1)
     return pipeline
 
 

@@ -7,6 +7,7 @@ proactive update (recovered, decided: the 30-day window passed long ago), a new 
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -51,24 +52,33 @@ def test_every_alert_gets_its_outcome_in_event_time(pipeline: Settings) -> None:
         *_strikes(who["lost"], long_ago),
         *_strikes(who["pending"], now - timedelta(days=5)),
     ]  # fmt: skip
-    send_and_drain(pipeline, events)
-    rows = query(pipeline, "SELECT customer_key, toString(outcome), decided, outcome_at FROM {db}.alert_outcomes "
-                 "FINAL WHERE customer_key LIKE %(p)s ORDER BY customer_key", {"p": f"R-{run}-%"})  # fmt: skip
-    got = {key.rsplit("-", 1)[1]: (outcome, decided, at) for key, outcome, decided, at in rows}
+    # Outcomes are decided in event time: touchpoints of today, on every partition, move it past the windows.
+    tick = [touchpoint("login", channel="app", identity={"customer_id": f"R-{run}-tick-{i}"}, at=now)
+            for i in range(8 * pipeline.topic_partitions)]  # fmt: skip
+    send_and_drain(pipeline, [*events, *tick])
     window_end = long_ago + timedelta(hours=12) + timedelta(days=30)
-    assert got == {
+    expected = {
         "recovered": ("recovered", 1, (long_ago + timedelta(days=2)).replace(microsecond=0, tzinfo=None)),
         "relapsed": ("relapsed", 1, (long_ago + timedelta(days=7)).replace(microsecond=0, tzinfo=None)),
         "lost": ("lost", 1, window_end.replace(microsecond=0, tzinfo=None)),
         "pending": ("pending", 0, None),
-    }, got
+    }
+    deadline = time.monotonic() + 30  # a window closed by another customer's touchpoint: the 5 s timer decides
+    while True:
+        rows = query(pipeline, "SELECT customer_key, toString(outcome), decided, outcome_at FROM {db}.alert_outcomes "
+                     "FINAL WHERE customer_key LIKE %(p)s ORDER BY customer_key", {"p": f"R-{run}-%"})  # fmt: skip
+        got = {key.rsplit("-", 1)[1]: (outcome, decided, at) for key, outcome, decided, at in rows}
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert got == expected, got
     # Each alert's id is the churn alert's.
     ids = query(pipeline, "SELECT count() FROM {db}.alert_outcomes FINAL WHERE customer_key LIKE %(p)s AND "
                 "alert_id IN (SELECT alert_id FROM {db}.churn_alerts WHERE customer_key LIKE %(p)s)",
                 {"p": f"R-{run}-%"})  # fmt: skip
     assert ids == [(4,)]
     # Sent again: nothing changes (the same outcomes, no new decision counted).
-    send_and_drain(pipeline, events)
+    send_and_drain(pipeline, [*events, *tick])
     after = {o: _metric(pipeline, "cx_alert_outcomes_total", o) for o in ("recovered", "relapsed", "lost")}
     assert {o: after[o] - before[o] for o in after} == {"recovered": 1, "relapsed": 1, "lost": 1}
     again = query(pipeline, "SELECT customer_key, toString(outcome), decided, outcome_at FROM {db}.alert_outcomes "

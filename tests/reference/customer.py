@@ -272,12 +272,12 @@ class CustomerState:
         # keys' held crossings from pruning. The earlier wait is kept.
         self.held = sorted(set(self.held) | set(other.held))
         self.held_at = min((t for t in (self.held_at, other.held_at) if t), default=0)
-        for w in other.watches:  # watched here now: written again under this key
+        for w in other.watches:  # watched here now: written again under this key, the decision not counted twice
             mine = next((m for m in self.watches if m.alert_id == w.alert_id), None)
             if mine is None:
-                self.watches.append(Watch(w.alert_id, w.at, 0, 0))
+                self.watches.append(Watch(w.alert_id, w.at, w.reported, -1))
             else:
-                mine.reported = 0
+                mine.reported_at = -1
         self.aliases = sorted({*self.aliases, *other.aliases, other.key} - {self.key})
         return retro, retired
 
@@ -324,7 +324,7 @@ class CustomerState:
         for a, i in owner.items():  # the episode's start moved: its alert's outcome is judged from there
             for w in self.watches:
                 if w.at == a and a != spans[i][0]:
-                    w.at, w.reported = spans[i][0], 0
+                    w.at, w.reported_at = spans[i][0], -1
         record = {a for a in self.alerted if a not in owner}  # episodes no longer judged keep theirs
         found = []
         held = []

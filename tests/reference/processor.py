@@ -268,7 +268,7 @@ class PartitionState:
         for journey in state.prune(policy, watermark):
             self._journey_row(state, journey, watermark, now_ms, out)
         lifetime = self._raise_alerts(state, policy.anonymous_hold > 0 and is_anonymous(state.key), now_ms, out)
-        self._report_outcomes(state, max(state.latest, watermark), now_ms, out)
+        self._report_outcomes(state, max(state.latest, self.max_event_ms), now_ms, out)
         counters = state.counters(policy)
         open_journeys = 0
         for journey in state.journeys.values():
@@ -310,6 +310,8 @@ class PartitionState:
             o = state.outcome(w.at, self.policy.recovery, now)
             if (o.code, o.at) == (w.reported, w.reported_at):
                 continue
+            if o.decided and (not is_decided(w.reported) or (w.reported - 1) // 2 != o.outcome):
+                out.outcomes_decided[OUTCOMES[o.outcome]] += 1
             w.reported, w.reported_at = o.code, o.at
             out.add(
                 AlertOutcomeRow(
@@ -430,7 +432,7 @@ class PartitionState:
                 self.data[key] = value
                 out.changed[key] = value
         watch_due = self._watch_due
-        while watch_due and watch_due[0][0] <= watermark:
+        while watch_due and watch_due[0][0] <= self.max_event_ms:
             deadline, key = heapq.heappop(watch_due)
             if self._watching.get(key) != deadline:
                 continue
@@ -438,7 +440,7 @@ class PartitionState:
             entry = self._load(key)
             if not isinstance(entry, CustomerState):
                 continue
-            now = max(entry.latest, watermark)
+            now = max(entry.latest, self.max_event_ms)
             recovery = self.policy.recovery
             if any((o.code, o.at) != (w.reported, w.reported_at)
                    for w in entry.watches for o in [entry.outcome(w.at, recovery, now)]):  # fmt: skip
@@ -458,6 +460,8 @@ class PartitionState:
                 continue
             entry.version = max(entry.version + 1, now_ms)
             self._raise_alerts(entry, False, now_ms, out)
+            self._report_outcomes(entry, max(entry.latest, self.max_event_ms), now_ms, out)
+            self._schedule_watch(entry)
             value = encode_state(entry)
             self.data[key] = value
             out.changed[key] = value

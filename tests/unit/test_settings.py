@@ -312,3 +312,10 @@ def test_the_playbook_comes_from_its_file(tmp_path: Path) -> None:
     file.write_text("actions: {}\n")
     with pytest.raises(ConfigError, match=r"playbook\.yaml"):
         policy_from(Settings(pii_secret="x" * 16, playbook_file=file))  # type: ignore[arg-type]
+
+
+def test_the_recovery_window_may_not_exceed_the_rolling_window() -> None:
+    assert Settings(pii_secret="x" * 16, recovery_days=90).recovery_days == 90  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CXJ_RECOVERY_DAYS"):
+        Settings(pii_secret="x" * 16, recovery_days=60, window_days=30)  # type: ignore[arg-type]
+    assert Settings(pii_secret="x" * 16, window_days=20).recovery_days == 20  # type: ignore[arg-type]

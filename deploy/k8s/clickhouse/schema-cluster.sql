@@ -532,7 +532,6 @@ CREATE TABLE IF NOT EXISTS cx.alert_outcomes_local ON CLUSTER 'cx'
     updated_at   DateTime
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cx/alert_outcomes', '{replica}', version)
-PARTITION BY toYYYYMM(triggered_at)
 ORDER BY alert_id;
 
 CREATE TABLE IF NOT EXISTS cx.alert_outcomes ON CLUSTER 'cx' AS cx.alert_outcomes_local

@@ -7,7 +7,7 @@ the highest version per alert being the outcome, as ClickHouse's ReplacingMergeT
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import given, settings
@@ -67,8 +67,16 @@ def final(*outs: Output) -> dict[str, tuple[Any, ...]]:
     return {a: (r.customer_key, r.outcome, r.decided, r.outcome_at) for a, r in best.items()}
 
 
+def at_event_time(ps: PartitionState, ms: int) -> Output:
+    """Another customer's touchpoint at `ms` moves the partition's event time there; then the timer runs."""
+    other = record(key="C9", event_type="login", channel="app", at=datetime.fromtimestamp(ms / 1000, UTC),
+                   identity={"customer_id": "C9"}, event_id=f"C9-login-{ms}")  # fmt: skip
+    process(ps, [other])
+    return ps.expire(NOW, 0)
+
+
 def after_the_window(ps: PartitionState) -> Output:
-    return ps.expire(NOW, END + 1)
+    return at_event_time(ps, END + 1)
 
 
 def test_an_alert_starts_pending_and_a_compensation_recovers_once_the_window_passes() -> None:
@@ -106,9 +114,32 @@ def test_a_dissatisfying_experience_after_the_window_is_no_relapse() -> None:
 def test_no_touchpoint_in_the_window_is_lost_once_the_partitions_event_time_passes_it() -> None:
     ps = PartitionState(0, policy())
     [alert] = process(ps, STRIKES).alerts
-    assert rows(ps.expire(NOW, END)) == []  # the window's last instant: still pending
+    assert rows(at_event_time(ps, END)) == []  # the window's last instant: still pending
     lost = after_the_window(ps)
     assert final(lost) == {alert.alert_id: ("C1", "lost", 1, END // 1000)}
+
+
+def test_the_wall_clock_decides_nothing_only_event_time_does() -> None:
+    """A backlog being caught up: the wall-clock watermark is far past the window, but the partition's event
+    time is not, so the alert is not judged lost before the touchpoints of its window are read."""
+    ps = PartitionState(0, policy())
+    [alert] = process(ps, STRIKES, watermark=END + 10 * DAY_MS).alerts
+    assert rows(ps.expire(NOW, END + 10 * DAY_MS)) == []
+    repaired = process(ps, [compensation("K3", 5)], watermark=END + 10 * DAY_MS)
+    assert final(repaired) == {alert.alert_id: ("C1", "recovered", 0, at_ms(T0 + days(5)) // 1000)}
+
+
+def test_a_held_alert_is_watched_from_when_the_hold_releases_it() -> None:
+    """An anonymous key's alert waits for its link; never linked, the timer raises it: its outcome too."""
+    anon = "~anon:h1"
+    ps = PartitionState(0, policy(anonymous_hold=30_000))
+    assert process(ps, [complaint(f"K{i}", i, key=anon) for i in range(3)]).alerts == []
+    released = ps.process([], NOW, watermark=0)
+    assert released.alerts == []
+    due = ps.expire(NOW + 31_000, 0)
+    [alert] = due.alerts
+    assert final(due) == {alert.alert_id: (anon, "pending", 0, None)}
+    assert final(after_the_window(ps)) == {alert.alert_id: (anon, "lost", 1, END // 1000)}
 
 
 def test_contact_without_repair_or_relapse_stays_pending_and_is_decided_so() -> None:
@@ -128,7 +159,7 @@ def test_the_window_follows_the_recovery_days() -> None:
     ps = PartitionState(0, policy(recovery=5 * DAY_MS))
     [alert] = process(ps, STRIKES).alerts
     short_end = at_ms(ALERT_AT) + 5 * DAY_MS
-    assert final(ps.expire(NOW, short_end)) == {}  # up to the 5-day window's end: still pending
+    assert final(at_event_time(ps, short_end)) == {}  # up to the 5-day window's end: still pending
     # A repair after the 5-day window: the customer's own event time passed it, and nothing came inside it.
     late = process(ps, [compensation("K3", 8)])
     assert final(late) == {alert.alert_id: ("C1", "lost", 1, short_end // 1000)}
