@@ -110,6 +110,43 @@ fn fact<'a>(rec: &'a Record, metrics: &[Option<Metric>; 10]) -> Fact<'a> {
     }
 }
 
+/// Keys by the time something of theirs falls due (the earliest only), popped once that time is reached.
+/// A key offered a later time keeps its earlier one; a popped key is offered again by whoever handles it.
+#[derive(Default)]
+struct DueIndex {
+    heap: BinaryHeap<Reverse<(i64, String)>>,
+    at: HashMap<String, i64>,
+}
+
+impl DueIndex {
+    fn offer(&mut self, key: &str, deadline: Option<i64>) {
+        let Some(deadline) = deadline else { return };
+        if self.at.get(key).is_none_or(|&current| deadline < current) {
+            self.at.insert(key.to_string(), deadline);
+            self.heap.push(Reverse((deadline, key.to_string())));
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.at.remove(key); // its heap entry is skipped when popped
+    }
+
+    /// The next key due at or before `until`, taken out of the index.
+    fn pop_due(&mut self, until: i64) -> Option<String> {
+        while let Some(Reverse((deadline, _))) = self.heap.peek() {
+            if *deadline > until {
+                return None;
+            }
+            let Reverse((deadline, key)) = self.heap.pop()?;
+            if self.at.get(&key) == Some(&deadline) {
+                self.at.remove(&key);
+                return Some(key);
+            }
+        }
+        None
+    }
+}
+
 /// The customers of one stitch partition.
 #[pyclass(module = "cx_core")]
 pub struct Stage {
@@ -120,14 +157,12 @@ pub struct Stage {
     kinds: Kinds,
     #[pyo3(get)]
     max_event_ms: i64,
-    due: BinaryHeap<Reverse<(i64, String)>>,
-    scheduled: HashMap<String, i64>,
+    /// When a key's earliest open journey times out (the watermark).
+    due: DueIndex,
     forwards: IndexMap<String, i64>,
     held: IndexMap<String, i64>,
-    /// When the window of a key's earliest undecided alert outcome ends (the partition's event time,
-    /// `max_event_ms`), as `due` for journeys.
-    watch_due: BinaryHeap<Reverse<(i64, String)>>,
-    watching: HashMap<String, i64>,
+    /// When the window of a key's earliest undecided alert outcome ends (the partition's event time).
+    watches: DueIndex,
 }
 
 impl Stage {
@@ -150,43 +185,38 @@ impl Stage {
         Ok(())
     }
 
+    /// Index the state's timers: its earliest open journey's timeout, its earliest undecided alert window's end.
     fn schedule(&mut self, state: &CustomerState) {
         let timeouts = &self.policy.journeys.timeouts;
-        let deadline = state
+        let timeout = state
             .journeys
             .iter()
             .filter(|j| j.terminal == 0 && j.emitted == Status::Open)
             .map(|j| j.last + timeouts[j.jtype as usize])
             .min();
-        let Some(deadline) = deadline else { return };
-        let current = self.scheduled.get(&state.key).copied();
-        if current.is_none_or(|c| deadline < c) {
-            self.scheduled.insert(state.key.clone(), deadline);
-            self.due.push(Reverse((deadline, state.key.clone())));
-        }
-    }
-
-    fn schedule_watch(&mut self, state: &CustomerState) {
+        self.due.offer(&state.key, timeout);
         let recovery = self.policy.recovery;
-        let deadline =
+        let window_end =
             state.watches.iter().filter(|w| !Outcome::is_decided(w.reported)).map(|w| w.at + recovery + 1).min();
-        let Some(deadline) = deadline else { return };
-        let current = self.watching.get(&state.key).copied();
-        if current.is_none_or(|c| deadline < c) {
-            self.watching.insert(state.key.clone(), deadline);
-            self.watch_due.push(Reverse((deadline, state.key.clone())));
-        }
+        self.watches.offer(&state.key, window_end);
     }
 
-    /// Write the outcome of each watched alert whose outcome changed, as of event time `now`.
-    fn report_outcomes(&self, state: &mut CustomerState, now: i64, now_ms: i64, out: &mut Out) {
-        for i in 0..state.watches.len() {
-            let at = state.watches[i].at;
-            let outcome = state.outcome(at, self.policy.recovery, now);
-            let (before, before_at) = (state.watches[i].reported, state.watches[i].reported_at);
-            if (outcome.code(), outcome.at) == (before, before_at) {
-                continue;
-            }
+    /// The watched alerts whose outcome differs from the one last written, as of the customer's or the
+    /// partition's newest event time (never the wall clock: a backlog being caught up would decide its alerts
+    /// before the touchpoints of their windows are read).
+    fn stale_outcomes(&self, state: &CustomerState) -> Vec<(usize, Outcome)> {
+        let now = state.latest.max(self.max_event_ms);
+        let recovery = self.policy.recovery;
+        (state.watches.iter().enumerate())
+            .map(|(i, w)| (i, state.outcome(w.at, recovery, now)))
+            .filter(|(i, o)| (o.code(), o.at) != (state.watches[*i].reported, state.watches[*i].reported_at))
+            .collect()
+    }
+
+    /// Write these outcomes (`stale_outcomes`) as `alert_outcomes` rows and record them as written.
+    fn report_outcomes(&self, state: &mut CustomerState, stale: Vec<(usize, Outcome)>, now_ms: i64, out: &mut Out) {
+        for (i, outcome) in stale {
+            let (at, before) = (state.watches[i].at, state.watches[i].reported);
             if outcome.decided && (!Outcome::is_decided(before) || (before - 1) / 2 != outcome.outcome as u8) {
                 *out.decided.entry(OUTCOMES[outcome.outcome]).or_default() += 1;
             }
@@ -372,14 +402,16 @@ impl Stage {
     fn store_forward(&mut self, py: Python<'_>, key: &str, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
         self.store(py, key, codec::encode_forward(target, now_ms), out)?;
         self.forwards.insert(key.to_string(), now_ms);
-        self.scheduled.remove(key);
+        self.due.remove(key);
+        self.watches.remove(key);
         self.held.shift_remove(key);
         Ok(())
     }
 
     fn forget(&mut self, item: &ItemData, now_ms: i64, out: &mut Out) -> PyResult<()> {
         let existed = self.data.remove(item.key.as_str()).is_some();
-        self.scheduled.remove(&item.key);
+        self.due.remove(&item.key);
+        self.watches.remove(&item.key);
         self.forwards.shift_remove(&item.key);
         self.held.shift_remove(&item.key);
         out.changed.insert(item.key.clone(), None);
@@ -608,10 +640,8 @@ impl Stage {
         }
         let hold = self.policy.anonymous_hold > 0 && key.starts_with('~');
         let lifetime = self.raise_alerts(py, &mut state, hold, now_ms, out)?;
-        // Event time: the customer's, or the partition's newest (not the wall clock: a backlog being caught
-        // up would decide its alerts before their windows' touchpoints are read).
-        let now = state.latest.max(self.max_event_ms);
-        self.report_outcomes(&mut state, now, now_ms, out);
+        let stale = self.stale_outcomes(&state);
+        self.report_outcomes(&mut state, stale, now_ms, out);
         let counters = state.counters(&self.policy);
         let mut open = 0;
         let mut journeys = std::mem::take(&mut state.journeys);
@@ -635,7 +665,6 @@ impl Stage {
         );
         out.rows[T_CUSTOMERS].push(Self::customer_row(row));
         self.schedule(&state);
-        self.schedule_watch(&state);
         self.store(py, &key, codec::encode_state(&state), out)
     }
 
@@ -826,12 +855,10 @@ impl Stage {
             data: HashMap::new(),
             kinds,
             max_event_ms: 0,
-            due: BinaryHeap::new(),
-            scheduled: HashMap::new(),
+            due: DueIndex::default(),
             forwards: IndexMap::new(),
             held: IndexMap::new(),
-            watch_due: BinaryHeap::new(),
-            watching: HashMap::new(),
+            watches: DueIndex::default(),
         })
     }
 
@@ -887,7 +914,6 @@ impl Stage {
                 Some(Entry::State(state)) => {
                     self.max_event_ms = self.max_event_ms.max(state.latest);
                     self.schedule(&state);
-                    self.schedule_watch(&state);
                     self.hold(&state);
                 }
                 None => {}
@@ -931,15 +957,7 @@ impl Stage {
     /// Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards.
     fn expire<'py>(&mut self, py: Python<'py>, now_ms: i64, watermark: i64) -> PyResult<Bound<'py, PyTuple>> {
         let mut out = Out::default();
-        while let Some(Reverse((deadline, _))) = self.due.peek() {
-            if *deadline > watermark {
-                break;
-            }
-            let Some(Reverse((deadline, key))) = self.due.pop() else { break };
-            if self.scheduled.get(&key) != Some(&deadline) {
-                continue;
-            }
-            self.scheduled.remove(&key);
+        while let Some(key) = self.due.pop_due(watermark) {
             let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
             let mut changed = false;
             let mut journeys = std::mem::take(&mut entry.journeys);
@@ -956,29 +974,16 @@ impl Stage {
                 self.store(py, &key, codec::encode_state(&entry), &mut out)?;
             }
         }
-        while let Some(Reverse((deadline, _))) = self.watch_due.peek() {
-            if *deadline > self.max_event_ms {
-                break;
-            }
-            let Some(Reverse((deadline, key))) = self.watch_due.pop() else { break };
-            if self.watching.get(&key) != Some(&deadline) {
-                continue;
-            }
-            self.watching.remove(&key);
+        while let Some(key) = self.watches.pop_due(self.max_event_ms) {
             // The partition's event time passed an alert's window: decide it (lost, when nothing came).
             let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
-            let now = entry.latest.max(self.max_event_ms);
-            let recovery = self.policy.recovery;
-            let changed = |w: &Watch| {
-                let o = entry.outcome(w.at, recovery, now);
-                (o.code(), o.at) != (w.reported, w.reported_at)
-            };
-            if entry.watches.iter().any(changed) {
+            let stale = self.stale_outcomes(&entry);
+            if !stale.is_empty() {
                 entry.version = (entry.version + 1).max(now_ms);
-                self.report_outcomes(&mut entry, now, now_ms, &mut out);
+                self.report_outcomes(&mut entry, stale, now_ms, &mut out);
                 self.store(py, &key, codec::encode_state(&entry), &mut out)?;
             }
-            self.schedule_watch(&entry);
+            self.schedule(&entry);
         }
         let due: Vec<String> = self.held.iter().filter(|(_, &at)| at <= now_ms).map(|(k, _)| k.clone()).collect();
         for key in due {
@@ -987,9 +992,9 @@ impl Stage {
             let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
             entry.version = (entry.version + 1).max(now_ms);
             self.raise_alerts(py, &mut entry, false, now_ms, &mut out)?;
-            let now = entry.latest.max(self.max_event_ms);
-            self.report_outcomes(&mut entry, now, now_ms, &mut out);
-            self.schedule_watch(&entry);
+            let stale = self.stale_outcomes(&entry);
+            self.report_outcomes(&mut entry, stale, now_ms, &mut out);
+            self.schedule(&entry);
             self.store(py, &key, codec::encode_state(&entry), &mut out)?;
         }
         let old: Vec<String> =

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from schemas.records import TouchpointRecord
 from streams.domain.customer import DAY_MS, Policy
@@ -123,11 +123,8 @@ class Watch:
     reported_at: int = 0
 
 
-OUTCOMES: Final = ("pending", "recovered", "relapsed", "lost")
-
-
 class Outcome(NamedTuple):
-    outcome: int  # index into OUTCOMES
+    outcome: int  # index into schemas.rows.OUTCOMES
     decided: bool
     at: int  # the event time behind it; 0 when pending
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Final
 
 from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
 from schemas.rows import (
+    OUTCOMES,
     AlertOutcomeRow,
     CustomerRow,
     ErasureRow,
@@ -23,7 +24,7 @@ from streams.domain.identity import is_anonymous
 from streams.domain.outputs import Output
 from streams.domain.playbook import recommend
 from tests.reference.codec import Forward, decode_entry, encode_forward, encode_state
-from tests.reference.customer import OUTCOMES, CustomerState, RetroSignal, Watch, event_hash, is_decided
+from tests.reference.customer import CustomerState, Outcome, RetroSignal, Watch, event_hash, is_decided
 from tests.reference.journeys import Journey, channel_names, row_id
 from tests.reference.outputs import retirement_row, touchpoint_row
 from tests.reference.signals import classify
@@ -31,6 +32,30 @@ from tests.reference.signals import classify
 __all__ = ["ALERT_NAMESPACE", "PartitionState"]
 
 ALERT_NAMESPACE: Final = uuid.UUID("6f1c2d4e-8a7b-4c3d-9e2f-1a2b3c4d5e6f")
+
+
+class _DueIndex:
+    """Keys by the time something of theirs falls due (the earliest only), popped once it is reached."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._at: dict[str, int] = {}
+
+    def offer(self, key: str, deadline: int | None) -> None:
+        if deadline is not None and (key not in self._at or deadline < self._at[key]):
+            self._at[key] = deadline
+            heapq.heappush(self._heap, (deadline, key))
+
+    def remove(self, key: str) -> None:
+        self._at.pop(key, None)  # its heap entry is skipped when popped
+
+    def pop_due(self, until: int) -> Iterator[str]:
+        """Each key due at or before `until`, taken out of the index (offering keys again while iterating is fine)."""
+        while self._heap and self._heap[0][0] <= until:
+            deadline, key = heapq.heappop(self._heap)
+            if self._at.get(key) == deadline:
+                del self._at[key]
+                yield key
 
 
 class PartitionState:
@@ -42,12 +67,10 @@ class PartitionState:
         self.forward_ttl_ms = forward_ttl_ms
         self.data: dict[str, bytes] = {}
         self.max_event_ms = 0
-        self._due: list[tuple[int, str]] = []  # (deadline, key) heap of open journeys
-        self._scheduled: dict[str, int] = {}
+        self._due = _DueIndex()  # open journeys' timeouts (the watermark)
         self._forwards: dict[str, int] = {}  # key -> created_ms, for expiry
         self._held: dict[str, int] = {}  # anonymous key -> wall ms its held alerts are due
-        self._watch_due: list[tuple[int, str]] = []  # (end of an undecided alert's window + 1, key) heap
-        self._watching: dict[str, int] = {}
+        self._watches = _DueIndex()  # undecided alert windows' ends + 1 (the partition's event time)
 
     # --- loading (recovery) -------------------------------------------------------------
 
@@ -65,21 +88,19 @@ class PartitionState:
             else:
                 self.max_event_ms = max(self.max_event_ms, entry.latest)
                 self._schedule(entry)
-                self._schedule_watch(entry)
                 self._hold(entry)
 
     def _schedule(self, state: CustomerState) -> None:
+        """Index the earliest open journey's timeout and the earliest undecided alert window's end."""
         timeouts = self.policy.journeys.timeouts
-        deadline = min(
+        self._due.offer(state.key, min(
             (j.last + timeouts[j.jtype] for j in state.journeys.values() if not j.terminal and j.emitted == "open"),
             default=None,
-        )
-        if deadline is None:
-            return
-        current = self._scheduled.get(state.key)
-        if current is None or deadline < current:
-            self._scheduled[state.key] = deadline
-            heapq.heappush(self._due, (deadline, state.key))
+        ))  # fmt: skip
+        recovery = self.policy.recovery
+        self._watches.offer(state.key, min(
+            (w.at + recovery + 1 for w in state.watches if not is_decided(w.reported)), default=None
+        ))  # fmt: skip
 
     # --- processing -------------------------------------------------------------------------
 
@@ -131,7 +152,8 @@ class PartitionState:
         from ClickHouse only after the acknowledgement, which the writer stores after every other table.
         """
         existed = self.data.pop(item.key, None) is not None
-        self._scheduled.pop(item.key, None)
+        self._due.remove(item.key)
+        self._watches.remove(item.key)
         self._forwards.pop(item.key, None)
         self._held.pop(item.key, None)
         out.changed[item.key] = None
@@ -204,7 +226,8 @@ class PartitionState:
         value = encode_forward(target, now_ms)
         self.data[key] = value
         self._forwards[key] = now_ms
-        self._scheduled.pop(key, None)
+        self._due.remove(key)
+        self._watches.remove(key)
         self._held.pop(key, None)
         out.changed[key] = value
 
@@ -268,7 +291,7 @@ class PartitionState:
         for journey in state.prune(policy, watermark):
             self._journey_row(state, journey, watermark, now_ms, out)
         lifetime = self._raise_alerts(state, policy.anonymous_hold > 0 and is_anonymous(state.key), now_ms, out)
-        self._report_outcomes(state, max(state.latest, self.max_event_ms), now_ms, out)
+        self._report_outcomes(state, self._stale_outcomes(state), now_ms, out)
         counters = state.counters(policy)
         open_journeys = 0
         for journey in state.journeys.values():
@@ -290,26 +313,20 @@ class PartitionState:
             )
         )
         self._schedule(state)
-        self._schedule_watch(state)
         value = encode_state(state)
         self.data[state.key] = value
         out.changed[state.key] = value
 
-    def _schedule_watch(self, state: CustomerState) -> None:
-        recovery = self.policy.recovery
-        deadline = min((w.at + recovery + 1 for w in state.watches if not is_decided(w.reported)), default=None)
-        if deadline is None:
-            return
-        current = self._watching.get(state.key)
-        if current is None or deadline < current:
-            self._watching[state.key] = deadline
-            heapq.heappush(self._watch_due, (deadline, state.key))
+    def _stale_outcomes(self, state: CustomerState) -> list[tuple[Watch, Outcome]]:
+        """Watched alerts whose outcome differs from the one last written, as of the customer's or the
+        partition's newest event time."""
+        now = max(state.latest, self.max_event_ms)
+        outcomes = [(w, state.outcome(w.at, self.policy.recovery, now)) for w in state.watches]
+        return [(w, o) for w, o in outcomes if (o.code, o.at) != (w.reported, w.reported_at)]
 
-    def _report_outcomes(self, state: CustomerState, now: int, now_ms: int, out: Output) -> None:
-        for w in state.watches:
-            o = state.outcome(w.at, self.policy.recovery, now)
-            if (o.code, o.at) == (w.reported, w.reported_at):
-                continue
+    def _report_outcomes(self, state: CustomerState, stale: list[tuple[Watch, Outcome]], now_ms: int,
+                         out: Output) -> None:  # fmt: skip
+        for w, o in stale:
             if o.decided and (not is_decided(w.reported) or (w.reported - 1) // 2 != o.outcome):
                 out.outcomes_decided[OUTCOMES[o.outcome]] += 1
             w.reported, w.reported_at = o.code, o.at
@@ -411,12 +428,7 @@ class PartitionState:
     def expire(self, now_ms: int, watermark: int) -> Output:
         """Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards."""
         out = Output()
-        due = self._due
-        while due and due[0][0] <= watermark:
-            deadline, key = heapq.heappop(due)
-            if self._scheduled.get(key) != deadline:
-                continue
-            del self._scheduled[key]
+        for key in self._due.pop_due(watermark):
             entry = self._load(key)
             if not isinstance(entry, CustomerState):
                 continue
@@ -431,25 +443,18 @@ class PartitionState:
                 value = encode_state(entry)
                 self.data[key] = value
                 out.changed[key] = value
-        watch_due = self._watch_due
-        while watch_due and watch_due[0][0] <= self.max_event_ms:
-            deadline, key = heapq.heappop(watch_due)
-            if self._watching.get(key) != deadline:
-                continue
-            del self._watching[key]
+        for key in self._watches.pop_due(self.max_event_ms):
             entry = self._load(key)
             if not isinstance(entry, CustomerState):
                 continue
-            now = max(entry.latest, self.max_event_ms)
-            recovery = self.policy.recovery
-            if any((o.code, o.at) != (w.reported, w.reported_at)
-                   for w in entry.watches for o in [entry.outcome(w.at, recovery, now)]):  # fmt: skip
+            stale = self._stale_outcomes(entry)
+            if stale:
                 entry.version = max(entry.version + 1, now_ms)
-                self._report_outcomes(entry, now, now_ms, out)
+                self._report_outcomes(entry, stale, now_ms, out)
                 value = encode_state(entry)
                 self.data[key] = value
                 out.changed[key] = value
-            self._schedule_watch(entry)
+            self._schedule(entry)
         for key, due_at in list(self._held.items()):
             # An anonymous key not linked within the hold: its episodes are alerted under it.
             if due_at > now_ms:
@@ -460,8 +465,8 @@ class PartitionState:
                 continue
             entry.version = max(entry.version + 1, now_ms)
             self._raise_alerts(entry, False, now_ms, out)
-            self._report_outcomes(entry, max(entry.latest, self.max_event_ms), now_ms, out)
-            self._schedule_watch(entry)
+            self._report_outcomes(entry, self._stale_outcomes(entry), now_ms, out)
+            self._schedule(entry)
             value = encode_state(entry)
             self.data[key] = value
             out.changed[key] = value
