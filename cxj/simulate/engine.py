@@ -271,13 +271,9 @@ class _Engine:
     def _story(self, t: int) -> None:
         rng = self.rng
         group = self.unhappy if (rng.random() < self.unhappy_share or not self.happy) else self.happy
-        index = group[int(rng.random() * len(group))]
-        c = self.people.get(index)
-        if c is None:
-            c = self.people[index] = _Customer(index, index in self.unhappy_set, self.phones, self.run)
+        c = self._person(group[int(rng.random() * len(group))])
         if c.gone and self.happy:  # a customer who left says nothing more: someone happy instead
-            index = self.happy[int(rng.random() * len(self.happy))]
-            c = self.people.get(index) or self.people.setdefault(index, _Customer(index, False, self.phones, self.run))
+            c = self._person(self.happy[int(rng.random() * len(self.happy))])
         bad = rng.random() < (self.p_bad_unhappy if c.unhappy else self.p_bad_happy) and t >= c.calm_until
         stories, cum = self.bad if bad else self.good
         stories[bisect_left(cum, rng.random() * cum[-1])](self, c, t)
@@ -290,6 +286,12 @@ class _Engine:
                 elif fate < _LEAVE_SHARE + _WIN_BACK_SHARE:
                     self.win_back(self, c, t + self.between(DAY, 3 * DAY))
                     c.calm_until = t + 45 * DAY
+
+    def _person(self, index: int) -> _Customer:
+        c = self.people.get(index)
+        if c is None:
+            c = self.people[index] = _Customer(index, index in self.unhappy_set, self.phones, self.run)
+        return c
 
     # --- building touchpoints -----------------------------------------------------------------
 
