@@ -104,9 +104,21 @@ class WorkerProcess(ChildProcess):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.metric("cx_churn_alerts_held") == 0:
+                self._wait_flushed(deadline)
                 return
             time.sleep(1.0)
         raise StackError(f"churn alerts still held after {timeout:.0f} s; see {self.log_path}")
+
+    def _wait_flushed(self, deadline: float) -> None:
+        """Until rows handed to the flusher before now are in ClickHouse: a release is published when
+        its rows are handed over, a flush later they are stored. Two flushes from now (one may have
+        begun before the hand-over), or a few flush intervals with nothing to flush."""
+        start = self.metric("cx_flush_seconds_count") or 0.0
+        quiet = time.monotonic() + 3 * self.settings.sink_flush_seconds + 1.0
+        while time.monotonic() < min(deadline, quiet):
+            if (self.metric("cx_flush_seconds_count") or 0.0) >= start + 2:
+                return
+            time.sleep(0.2)
 
     def kill(self) -> None:
         """kill -9: the crash the reliability suite injects."""

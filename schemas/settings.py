@@ -118,7 +118,6 @@ class Settings(BaseSettings):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = Field(default=6066, ge=1, le=65535)
     ingest_batch_max: int = Field(default=4000, ge=1)
-    ingest_batch_within: float = Field(default=0.05, gt=0)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
     sink_max_rows: int = Field(default=100_000, ge=100)
     # ClickHouse connections a worker inserts over: the tables of one level of the commit order at once.

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import cx_core
 
-from schemas.records import RISK_LEVELS, ChurnAlert, TouchpointRecord
+from schemas.records import RISK_LEVELS, ChurnAlert, RecommendedAction, TouchpointRecord
 from schemas.rows import (
     TABLE_OF_ROW,
     AlertOutcomeRow,
@@ -46,6 +46,10 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
     """What the core calls for each crossing it alerts: the `ChurnAlert`, with the playbook's actions."""
     rules, playbook = policy.classifier.rules, policy.playbook
 
+    # The actions are a function of the signals and dimensions, and alerts repeat few of them (frozen
+    # models: safe to share). A dict, not lru_cache: mypyc compiles this module.
+    known: dict[tuple[tuple[str, ...], tuple[str, ...]], list[RecommendedAction]] = {}
+
     def make(
         key: str,
         instant: int,
@@ -56,6 +60,12 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
         lifetime: float,
         now_ms: int,
     ) -> ChurnAlert:
+        case = (tuple(signals), tuple(dimensions))
+        actions = known.get(case)
+        if actions is None:
+            if len(known) >= 4096:
+                known.clear()
+            actions = known[case] = recommend(playbook, rules, signals, dimensions)
         return ChurnAlert(
             alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}")),
             customer_key=key,
@@ -68,7 +78,7 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
             triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
             lifetime_value=lifetime,
             emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
-            actions=recommend(playbook, rules, signals, dimensions),
+            actions=list(actions),
         )
 
     return make

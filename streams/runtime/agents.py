@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import faust
 from cx_core import kafka_partition
-from faust.types import EventT, StreamT
+from faust.types import Message as KafkaMessage
+from faust.types import StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink
@@ -26,6 +26,7 @@ from streams.domain.identity import IdentityGraph
 from streams.domain.ingest import Message, ingest_routed
 from streams.domain.outputs import Output, alert_row
 from streams.domain.routing import partition_for
+from streams.runtime.consumer import App, Batches
 from streams.runtime.flush import Flusher
 from streams.runtime.metrics import PipelineMetrics
 from streams.runtime.policies import ingest_config_from, policy_from
@@ -37,12 +38,17 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
+_STITCH_MESSAGES = 256  # stitch messages per core call (each holds one ingest batch's items for a partition)
+
 
 @dataclass
 class Pipeline:
-    """The worker: three agents (ingest, stitch, identity arbiter), two timers, /metrics."""
+    """The worker: three agents (ingest, stitch, identity arbiter), two timers, /metrics.
 
-    app: faust.App
+    Each agent reads its topic a fetch at a time: a list of Kafka messages per step (`consumer`).
+    """
+
+    app: App
     settings: Settings
     producer: Sender
     flusher: Flusher
@@ -71,9 +77,13 @@ class Pipeline:
         self._start_lock = asyncio.Lock()
         self._started = False
         app = self.app
-        touchpoints = app.topic(TOUCHPOINTS, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        stitch = app.topic(STITCH, value_type=bytes, value_serializer="raw", key_serializer="raw")
-        claims = app.topic(CLAIMS, value_type=bytes, value_serializer="raw", key_serializer="raw")
+        app.batched_topics = frozenset({TOUCHPOINTS, STITCH, CLAIMS})
+        self.batches = Batches(app)
+        touchpoints, stitch, claims = (
+            # A queue item is a fetch's messages: a few in flight hold the consumer back, not 8,192.
+            app.topic(name, value_type=bytes, value_serializer="raw", key_serializer="raw", maxsize=4)
+            for name in (TOUCHPOINTS, STITCH, CLAIMS)
+        )
         self.agents = {
             "ingest": app.agent(touchpoints, name="ingest")(self.ingest_agent),
             "stitch": app.agent(stitch, name="stitch")(self.stitch_agent),
@@ -148,25 +158,22 @@ class Pipeline:
 
     # --- stage 1: ingest ---------------------------------------------------------------------------
 
-    async def ingest_agent(self, stream: StreamT[bytes]) -> None:
+    async def ingest_agent(self, stream: StreamT[list[KafkaMessage]]) -> None:
         await self.started()
-        take = self.settings.ingest_batch_max, self.settings.ingest_batch_within
-        async for events in stream.noack_take(*take):  # type: ignore[attr-defined]  # Stream has it, StreamT not
-            await self.ingest_batch(stream, events)
-            await self.flusher.backpressure()
+        most = self.settings.ingest_batch_max
+        async for fetched in stream:
+            messages = self.batches.take(fetched)
+            for start in range(0, len(messages), most):
+                await self.ingest_batch(messages[start : start + most])
+                await self.flusher.backpressure()
 
-    async def ingest_batch(self, stream: StreamT[bytes], events: Sequence[EventT[bytes]]) -> None:
+    async def ingest_batch(self, fetched: Sequence[KafkaMessage]) -> None:
         """Validate, stitch-route and forward at once; ack after dead letters are stored."""
         now = self.now_ms()
         messages = [
-            Message(
-                e.value,
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                int(e.message.timestamp * 1000) if e.message.timestamp else 0,
-            )
-            for e in events
+            # A record without a value (a tombstone) is a payload that is not JSON: a dead letter.
+            Message(m.value or b"", m.topic, m.partition, m.offset, int(m.timestamp * 1000) if m.timestamp else 0)
+            for m in fetched
         ]
         result = ingest_routed(messages, self.ingest_cfg, now, self.routing.get, self.partitions)
         for channel, n in result.channels:
@@ -180,7 +187,7 @@ class Pipeline:
         self.flusher.add_futures(await self._send_ingest(result.stitch, result.claims, result.rejected))
         if result.rejected:
             self.flusher.add_rows({Table.DEAD_LETTERS: [dead_letter_row(d) for d in result.rejected]})
-        self.flusher.add_ack(lambda: self._ack(stream, events))
+        self.flusher.add_ack(partial(self.batches.ack, fetched))
 
     async def _send_ingest(
         self,
@@ -207,28 +214,30 @@ class Pipeline:
             )
         return futures
 
-    @staticmethod
-    async def _ack(stream: StreamT[Any], events: Sequence[EventT[Any]]) -> None:
-        for event in events:
-            await stream.ack(event)
-
     # --- stage 2: stitch, experiences, journeys, alerts ----------------------------------------------
 
-    async def stitch_agent(self, stream: StreamT[bytes]) -> None:
+    async def stitch_agent(self, stream: StreamT[list[KafkaMessage]]) -> None:
         await self.started()
-        async for events in stream.noack_take(64, 0.05):  # type: ignore[attr-defined]
-            by_partition: dict[int, list[bytes]] = defaultdict(list)
-            for e in events:
-                by_partition[e.message.partition].append(e.value)
-            for p, messages in by_partition.items():
-                state = await self.store.ready(p)
-                now = self.now_ms()
-                # The messages' bytes go to the core as they are: it decodes the items itself.
-                out = state.process_encoded(messages, now, self._watermark(state.max_event_ms, now))
-                await self._hand_over(p, out)
-                self.flusher.add_received(out.received_ms)
-            self.flusher.add_ack(partial(self._ack, stream, events))
-            await self.flusher.backpressure()
+        async for fetched in stream:
+            messages = self.batches.take(fetched)
+            for start in range(0, len(messages), _STITCH_MESSAGES):
+                await self.stitch_batch(messages[start : start + _STITCH_MESSAGES])
+                await self.flusher.backpressure()
+
+    async def stitch_batch(self, messages: Sequence[KafkaMessage]) -> None:
+        """Apply the stitch messages to their partitions' states; ack once their outputs are stored."""
+        by_partition: dict[int, list[bytes]] = defaultdict(list)
+        for m in messages:
+            if m.value is not None:  # the stage writes no record without one
+                by_partition[m.partition].append(m.value)
+        for p, values in by_partition.items():
+            state = await self.store.ready(p)
+            now = self.now_ms()
+            # The messages' bytes go to the core as they are: it decodes the items itself.
+            out = state.process_encoded(values, now, self._watermark(state.max_event_ms, now))
+            await self._hand_over(p, out)
+            self.flusher.add_received(out.received_ms)
+        self.flusher.add_ack(partial(self.batches.ack, messages))
 
     def _watermark(self, max_event_ms: int, now: int) -> int:
         # Event time, or the wall clock when traffic stops, minus the allowed lateness.
@@ -310,18 +319,21 @@ class Pipeline:
 
     # --- the identity arbiter -------------------------------------------------------------------------
 
-    async def identity_agent(self, stream: StreamT[bytes]) -> None:
+    async def identity_agent(self, stream: StreamT[list[KafkaMessage]]) -> None:
         await self.started()
-        async for events in stream.noack_take(256, 0.05):  # type: ignore[attr-defined]
+        async for fetched in stream:
             await self._graph_ready.wait()
+            messages = self.batches.take(fetched)  # after the wait: a rebalance may have made them stale
+            if not messages:
+                continue
             graph = self.graph
             assert graph is not None
             now = self.now_ms()
             arb = Arbitration()
             unlinked: list[str] = []
             erasure_rows: list[ErasureRow] = []
-            for e in events:
-                for claim in decode_claims(e.value):
+            for m in messages:
+                for claim in decode_claims(m.value) if m.value is not None else ():  # we write none without
                     if isinstance(claim, ForgetRequest):
                         erasure_rows.append(self._forget(graph, claim, unlinked, arb.merges, now))
                     else:
@@ -341,7 +353,7 @@ class Pipeline:
             )
             links, merges = arb.links, arb.merges
             self.flusher.add_send(partial(self._send_identity, links, merges, unlinked))
-            self.flusher.add_ack(partial(self._ack, stream, events))
+            self.flusher.add_ack(partial(self.batches.ack, messages))
 
     def _forget(
         self, graph: IdentityGraph, request: ForgetRequest, unlinked: list[str], items: dict[int, list[Item]], now: int

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from schemas.settings import Settings
+from streams.runtime.consumer import App
 
 __all__ = ["create_app"]
 
-_faust_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 
-
-def _worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-    """Faust's consumer, with the app's fetch wait instead of the 1.5 s Faust writes into the call."""
-    consumer = _faust_worker_consumer(self, transport)
-    wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
-    if wait_ms is not None:
-        consumer._fetch_max_wait_ms = wait_ms  # read when aiokafka builds its fetcher, at start()
-    return consumer
-
-
-def _patch_fetch_wait() -> None:
-    """Let apps set the consumer's fetch wait (CXJ_KAFKA_FETCH_MAX_WAIT_MS); done when an app is made."""
-    AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer  # type: ignore[method-assign]
-
-
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> App:
     """A Faust app on the configured broker; topics are created by `cxj init`, never here."""
-    _patch_fetch_wait()
     credentials: faust.SASLCredentials | faust.SSLCredentials | None = None
     opts = settings.kafka_client_options()
     context = settings.kafka_ssl_context()
@@ -43,7 +24,7 @@ def create_app(settings: Settings) -> faust.App:
         )
     elif context is not None:
         credentials = faust.SSLCredentials(context)
-    app = faust.App(
+    app = App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=credentials,
@@ -67,5 +48,5 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger_ms=5,
         logging_config=None,
     )
-    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms  # type: ignore[attr-defined]
+    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     return app

@@ -143,10 +143,7 @@ class Flusher:
             began = self.clock()
             if work.batch.count:
                 await loop.run_in_executor(self._executor, self.writer.write, work.batch)
-            done_ms = self.clock() * 1000
-            lag = self.metrics.event_to_sink_lag
-            for received in work.received_ms:
-                lag.observe(max(0.0, (done_ms - received) / 1000))
+            self.metrics.event_to_sink_lag.observe_flush(int(self.clock() * 1000), work.received_ms)
             # The items the stages forwarded (moved states above all) are delivered before the changelog
             # that no longer holds them: a kill in between must leave a state in one place at least.
             if work.futures:

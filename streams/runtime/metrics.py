@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from schemas.records import RejectReason
 from schemas.rows import OUTCOMES, ROWS_BY_TABLE
 
-__all__ = ["LAG_BUCKETS", "PipelineMetrics"]
+__all__ = ["LAG_BUCKETS", "LagHistogram", "PipelineMetrics"]
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 _JOURNEY_BUCKETS = (
@@ -24,6 +29,47 @@ _JOURNEY_BUCKETS = (
     14 * 86400,
     30 * 86400,
 )
+
+
+class LagHistogram(Collector):
+    """A histogram of event-to-sink lags, observed a flush at a time.
+
+    Every touchpoint of a flush is stored at the same moment, so the lags of its rows are that
+    moment minus their receive times: sorting the receive times once and cutting them at each
+    bucket's bound gives the counts (`Histogram.observe` per touchpoint cost a batched worker 4%).
+    Exposed exactly as a prometheus_client Histogram is (`_bucket{le}`, `_sum`, `_count`). The
+    flusher and /metrics share the event loop, so no lock is needed.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.buckets = tuple(sorted(buckets))
+        self._bounds_ms = [round(b * 1000) for b in self.buckets]
+        self._cumulative = [0] * len(self.buckets)  # rows with a lag <= each bound
+        self._count = 0
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe_flush(self, done_ms: int, received_ms: list[int]) -> None:
+        """Rows received at `received_ms` (epoch ms, sorted here in place) stored at `done_ms`.
+
+        A receive time after `done_ms` (a producer's clock ahead of ours) counts as no lag.
+        """
+        if not received_ms:
+            return
+        received_ms.sort()
+        n = len(received_ms)
+        for i, bound in enumerate(self._bounds_ms):
+            self._cumulative[i] += n - bisect_left(received_ms, done_ms - bound)
+        late = bisect_right(received_ms, done_ms)  # the rows with a positive lag
+        self._sum += (late * done_ms - sum(received_ms[:late])) / 1000
+        self._count += n
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        bounds = (floatToGoString(b) for b in self.buckets)  # type: ignore[no-untyped-call]  # as Histogram writes them
+        buckets = [(le, c) for le, c in zip(bounds, self._cumulative, strict=True)]
+        buckets.append(("+Inf", self._count))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self._sum)
 
 
 @dataclass(frozen=True)
@@ -44,7 +90,7 @@ class PipelineMetrics:
     sink_batch_seconds: Histogram
     flush_seconds: Histogram
     sink_errors: Counter
-    event_to_sink_lag: Histogram
+    event_to_sink_lag: LagHistogram
     journeys_opened: Counter
     journeys_closed: Counter
     journey_duration: Histogram
@@ -128,11 +174,11 @@ class PipelineMetrics:
                 registry=r,
             ),
             sink_errors=Counter("cx_sink_errors", "Failed ClickHouse inserts (retried)", ["table"], registry=r),
-            event_to_sink_lag=Histogram(
+            event_to_sink_lag=LagHistogram(
                 "cx_event_to_sink_lag_seconds",
                 "From the touchpoint's Kafka timestamp to its row committed in ClickHouse",
-                buckets=LAG_BUCKETS,
-                registry=r,
+                LAG_BUCKETS,
+                r,
             ),
             journeys_opened=Counter("cx_journeys_opened", "Journeys opened", ["journey_type"], registry=r),
             journeys_closed=Counter("cx_journeys_closed", "Journeys closed", ["journey_type", "status"], registry=r),

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from api.metrics import ApiMetrics
 from deploy.local.monitoring_config import alertmanager_config
-from streams.runtime.metrics import PipelineMetrics
+from streams.runtime.metrics import LagHistogram, PipelineMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -58,6 +58,9 @@ def _exported() -> tuple[set[str], dict[str, frozenset[str]]]:
     labels: dict[str, frozenset[str]] = {}
     for field in dataclasses.fields(metrics):
         collector = getattr(metrics, field.name)
+        if isinstance(collector, LagHistogram):  # ours: a histogram without labels
+            labels[collector.name] = frozenset()
+            continue
         # prometheus_client keeps label names private; a labelled child only shows them once it exists.
         labels[collector._name] = frozenset(collector._labelnames)
     # `cxj serve` builds its cx_api_* on a registry of its own (api.metrics).

@@ -11,6 +11,8 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 from cx_core import kafka_partition
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -25,7 +27,7 @@ from streams.runtime.agents import Pipeline
 from streams.runtime.app import create_app
 from streams.runtime.flush import Flusher
 from streams.runtime.metrics import PipelineMetrics
-from streams.runtime.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH
+from streams.runtime.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
 from tests.factories import touchpoint
 
 
@@ -111,6 +113,25 @@ def pipeline(tmp_path: Path) -> tuple[Pipeline, MemorySender, MemoryWriter]:
     return pipe, sender, writer
 
 
+_offsets: dict[tuple[str, int], int] = defaultdict(int)
+
+
+def fetched(app: Any, topic: str, *values: bytes, partition: int = 0) -> list[ConsumerMessage]:
+    """What the consumer hands an agent for one fetch: the topic's messages, as Faust builds them."""
+    out = []
+    for value in values:
+        offset = _offsets[topic, partition]
+        _offsets[topic, partition] += 1
+        out.append(ConsumerMessage(topic, partition, offset, 1.7e9, 0, None, None, value, None,
+                                   tp=TP(topic, partition), generation_id=app.consumer_generation_id))  # fmt: skip
+    return out
+
+
+def _acking(pipe: Pipeline, *topics: str) -> None:
+    """The conductor's view once the worker has subscribed (test_context streams read a channel)."""
+    pipe.app.topics.acking_topics.update(topics)
+
+
 async def _settle(pipe: Pipeline) -> None:
     await asyncio.sleep(0.2)  # longer than the agents' take window
     await pipe.flusher.flush()
@@ -122,9 +143,8 @@ async def test_ingest_agent_routes_valid_touchpoints_and_dead_letters_the_rest(p
     batch = {"events": [touchpoint("login", identity={"customer_id": "C-agent", "anonymous_id": "a-1"}),
                         {"not": "a touchpoint"}]}  # fmt: skip
     async with pipe.agents["ingest"].test_context() as agent:
-        await agent.put(orjson.dumps(good))
-        await agent.put(b"{broken")
-        await agent.put(orjson.dumps(batch))
+        await agent.put(fetched(pipe.app, TOUCHPOINTS, orjson.dumps(good), b"{broken"))
+        await agent.put(fetched(pipe.app, TOUCHPOINTS, orjson.dumps(batch)))
         await _settle(pipe)
 
     routed = [item for _, _, value, p, _ in sender.on(STITCH) for item in decode_items(value)]
@@ -144,11 +164,11 @@ async def test_stitch_agent_writes_rows_changelog_and_one_alert(pipeline: Any) -
     ]
     async with pipe.agents["ingest"].test_context() as ingest:
         for event in strikes:
-            await ingest.put(orjson.dumps(event))
+            await ingest.put(fetched(pipe.app, TOUCHPOINTS, orjson.dumps(event)))
         await _settle(pipe)
     async with pipe.agents["stitch"].test_context() as stitch:
-        for _, _, value, _, _ in sender.on(STITCH):
-            await stitch.put(value)
+        for _, _, value, p, _ in sender.on(STITCH):
+            await stitch.put(fetched(pipe.app, STITCH, value, partition=p))
         await _settle(pipe)
 
     assert {r.event_id for r in writer.rows["touchpoints"]} == {e["event_id"] for e in strikes}
@@ -172,11 +192,10 @@ async def test_identity_agent_publishes_each_link_keyed_in_kafka_s_default_parti
         for n in range(12)
     ]
     async with pipe.agents["ingest"].test_context() as ingest:
-        await ingest.put(orjson.dumps({"events": logins}))
+        await ingest.put(fetched(pipe.app, TOUCHPOINTS, orjson.dumps({"events": logins})))
         await _settle(pipe)
     async with pipe.agents["identity"].test_context() as identity:
-        for _, _, value, _, _ in sender.on(CLAIMS):
-            await identity.put(value)
+        await identity.put(fetched(pipe.app, CLAIMS, *(value for _, _, value, _, _ in sender.on(CLAIMS))))
         await _settle(pipe)
 
     links = sender.on(LINKS)
@@ -226,7 +245,7 @@ def _pipe(tmp_path: Path, sender: MemorySender, graph: IdentityGraph) -> Pipelin
 async def _arbitrate(pipe: Pipeline, claims: list[bytes]) -> None:
     async with pipe.agents["identity"].test_context() as identity:
         for value in claims:
-            await identity.put(value)
+            await identity.put(fetched(pipe.app, CLAIMS, value))
         await _settle(pipe)
 
 
@@ -253,7 +272,7 @@ async def test_an_arbiter_killed_mid_flush_still_merges_every_anonymous_state(tm
     logins = [touchpoint("login", channel="wechat", identity={"customer_id": f"C-{n}", "wechat_openid": f"o-{n}"})
               for n in range(6)]  # fmt: skip
     async with pipe.agents["ingest"].test_context() as ingest:
-        await ingest.put(orjson.dumps({"events": logins}))
+        await ingest.put(fetched(pipe.app, TOUCHPOINTS, orjson.dumps({"events": logins})))
         await _settle(pipe)
     claims = [v for _, _, v, _, _ in feeder.on(CLAIMS) if v]
 
@@ -275,3 +294,54 @@ async def test_an_arbiter_killed_mid_flush_still_merges_every_anonymous_state(tm
 def test_the_core_partitions_a_keyed_record_as_kafka_s_default_partitioner(key: bytes, partitions: int) -> None:
     """Links go to the partition any Kafka client gives their key (aiokafka's murmur2 is the reference)."""
     assert kafka_partition(key, partitions) == (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+async def test_an_agent_acks_a_fetch_only_once_its_outputs_are_flushed(pipeline: Any) -> None:
+    pipe, sender, writer = pipeline
+    _acking(pipe, TOUCHPOINTS)
+    messages = fetched(pipe.app, TOUCHPOINTS, orjson.dumps(touchpoint("page_view")), b"{broken")
+    async with pipe.agents["ingest"].test_context() as ingest:
+        await ingest.put(messages)
+        await asyncio.sleep(0.1)
+        # Taken and pending: a rebalance waits for them (Faust's wait_empty), nothing acked yet.
+        assert all(m.tracked and not m.acked for m in messages)
+        assert set(messages) <= pipe.app.consumer._unacked_messages
+        await pipe.flusher.flush()
+    assert all(m.acked for m in messages)
+    assert not any(m in pipe.app.consumer._unacked_messages for m in messages)
+    assert sender.on(STITCH) and writer.rows["dead_letters"]
+
+
+async def test_a_fetch_from_before_a_rebalance_is_dropped_unacked(pipeline: Any) -> None:
+    """Messages of an earlier consumer generation belong to whoever owns the partition now."""
+    pipe, sender, _writer = pipeline
+    _acking(pipe, TOUCHPOINTS)
+    stale = fetched(pipe.app, TOUCHPOINTS, orjson.dumps(touchpoint("page_view")))
+    async with pipe.agents["ingest"].test_context() as ingest:
+        pipe.app.consumer_generation_id += 1
+        current = fetched(pipe.app, TOUCHPOINTS, orjson.dumps(touchpoint("login", identity={"customer_id": "C-9"})))
+        await ingest.put(stale + current)
+        await _settle(pipe)
+    routed = [item for _, _, value, _, _ in sender.on(STITCH) for item in decode_items(value)]
+    assert [it.key for it in routed] == ["C-9"]
+    assert current[0].acked and not stale[0].acked and not stale[0].tracked
+
+
+async def test_nothing_is_taken_while_a_rebalance_suspends_the_flow(pipeline: Any) -> None:
+    pipe, _sender, _writer = pipeline
+    async with pipe.agents["ingest"].test_context():
+        pipe.app.flow_control.suspend()
+        assert pipe.batches.take(fetched(pipe.app, TOUCHPOINTS, b"{}")) == []
+        pipe.app.flow_control.resume()
+        assert len(pipe.batches.take(fetched(pipe.app, TOUCHPOINTS, b"{}"))) == 1
+
+
+async def test_a_record_without_a_value_on_the_touchpoints_topic_is_a_dead_letter(pipeline: Any) -> None:
+    pipe, _sender, writer = pipeline
+    (tombstone,) = fetched(pipe.app, TOUCHPOINTS, b"")
+    tombstone.value = None
+    async with pipe.agents["ingest"].test_context() as ingest:
+        await ingest.put([tombstone])
+        await _settle(pipe)
+    assert [r.reason for r in writer.rows["dead_letters"]] == ["invalid_json"]
+    assert tombstone.acked
