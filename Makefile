@@ -11,16 +11,13 @@ CARGO := $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 # cargo test links the core against this interpreter (the extension module itself needs no libpython).
 CORE_ENV := PYO3_PYTHON=$(abspath $(PY))
 
-.PHONY: help setup native demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
+.PHONY: help setup demo test test-unit test-integration bench reliability lint schema stack-up stack-down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install apt packages (ClickHouse, Prometheus, Alertmanager) and the .venv; idempotent
 	@deploy/local/setup.sh
-
-native: setup ## Rebuild the compiled pure logic (mypyc; setup builds it when sources change)
-	$(CXJ) native build --force --check
 
 demo: setup ## Run the pipeline on the local stack with simulated traffic and print the report
 	$(CXJ) demo
@@ -29,7 +26,6 @@ test: setup ## Lint, the core's own tests, unit tests, then integration tests on
 	$(PY) -m ruff check .
 	cd core && $(CORE_ENV) $(CARGO) test -q
 	$(PYTEST) tests/unit -q
-	CXJ_NATIVE=0 $(PYTEST) tests/unit -q  # the same logic as plain Python
 	$(PYTEST) tests/integration -q
 
 test-unit: setup ## Unit tests only (no network)

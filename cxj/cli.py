@@ -61,9 +61,6 @@ def _global(
     clickhouse_url: Annotated[str | None, typer.Option(help="CXJ_CLICKHOUSE_URL")] = None,
 ) -> None:
     ctx.obj = {"home": home, "kafka_bootstrap": kafka_bootstrap, "clickhouse_url": clickhouse_url}
-    from streams.runtime.native import use_compiled
-
-    use_compiled()  # before any command imports the domain (commands import lazily)
 
 
 # --- stack -------------------------------------------------------------------------------------
@@ -349,35 +346,6 @@ def forget(
         f"{report.state_entries} worker state entries erased; ClickHouse rows deleted: {rows} "
         f"(request {report.request_id}, {report.seconds:.1f} s)"
     )
-
-
-@app.command()
-def native(
-    action: Annotated[str, typer.Argument(help="build | status")] = "status",
-    force: Annotated[bool, typer.Option(help="Rebuild even when the build matches the sources")] = False,
-    check: Annotated[bool, typer.Option(help="Fail when the build fails (default: warn, run as plain Python)")] = False,
-) -> None:
-    """The pure domain logic compiled with mypyc (about 1.5x faster); plain Python when absent or stale."""
-    from streams.runtime import native as nat
-
-    root = nat.native_dir()
-    if action == "status":
-        state = "matches the sources" if nat.is_current(root) else "missing or stale: plain Python"
-        console.print(f"native build {root}: {state}")
-        return
-    if action != "build":
-        raise typer.BadParameter("build or status", param_hint="ACTION")
-    if nat.is_current(root) and not force:
-        console.print(f"native build {root}: up to date")
-        return
-    try:
-        nat.build(root)
-    except (RuntimeError, OSError) as exc:
-        err.print(f"native build failed; the pipeline runs as plain Python, about 1.5x slower: {exc}")
-        if check:
-            raise typer.Exit(1) from exc
-        return
-    console.print(f"native build {root}: compiled {len(nat.MODULES)} modules")
 
 
 # --- benchmarks --------------------------------------------------------------------------------

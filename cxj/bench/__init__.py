@@ -110,8 +110,7 @@ def bench_pipeline(
     table = Table("scenario", "events", "end-to-end ev/s", "after start-up ev/s", "worker CPU us/tp",
                   "peer ev/s (CPU us/tp)", "x peer", "raw consume ev/s", "ratio", "p50 / p99 s", "peak RSS MB",
                   "state B/customer", "customers", "rows in CH",
-                  title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores, "
-                        f"{'compiled' if result['machine']['native'] else 'plain Python'} pure logic)")  # fmt: skip
+                  title=f"cx-journeys pipeline benchmark ({result['machine']['cpus']} cores)")  # fmt: skip
     for r in result["results"]:
         latency = "" if r["latency_p99"] is None else f"{r['latency_p50']:.2f} / {r['latency_p99']:.2f}"
         table.add_row(

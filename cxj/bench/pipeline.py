@@ -408,12 +408,4 @@ def _machine() -> dict[str, Any]:
     import os
     import platform
 
-    from streams.runtime import native
-
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        # The workers import the same build: compiled pure logic (mypyc) or plain Python.
-        "native": native.active(),
-    }
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}

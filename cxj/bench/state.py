@@ -58,7 +58,6 @@ def _unlinked(identifier: str) -> str | None:
 def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]:
     from streams.domain.ingest import Message, ingest_routed
     from streams.domain.processor import PartitionState
-    from streams.runtime import native
     from streams.runtime.policies import ingest_config_from, policy_from
     from streams.runtime.worker import tune_gc
 
@@ -93,5 +92,4 @@ def run_state_bench(settings: Settings, cfg: StateBenchConfig) -> dict[str, Any]
         "process_bytes_per_customer": round((after - before) * 1024 * 1024 / keys, 1) if keys else 0.0,
         "rss_mb_before": round(before, 1),
         "rss_mb_after": round(after, 1),
-        "native": native.active(),
     }

@@ -61,7 +61,7 @@ fi
 if [ ! -e "$stamp" ]; then
   echo "setup: installing cx-journeys and its tools into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev,native]'
+  "$VENV/bin/python" -m pip install -q -e '.[dev]'
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi
@@ -82,7 +82,3 @@ if [ ! -e "$core_stamp" ] || ! "$VENV/bin/python" -c 'import cx_core' 2>/dev/nul
   rm -f "$VENV"/.core-*
   touch "$core_stamp"
 fi
-
-# The pure logic compiled with mypyc (streams/runtime/native.py): rebuilt only when a source changed; a
-# failed build is reported and the pipeline runs the same modules as plain Python.
-"$VENV/bin/cxj" native build

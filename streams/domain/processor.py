@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import cx_core
@@ -46,9 +47,9 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
     """What the core calls for each crossing it alerts: the `ChurnAlert`, with the playbook's actions."""
     rules, playbook = policy.classifier.rules, policy.playbook
 
-    # The actions are a function of the signals and dimensions, and alerts repeat few of them (frozen
-    # models: safe to share). A dict, not lru_cache: mypyc compiles this module.
-    known: dict[tuple[tuple[str, ...], tuple[str, ...]], list[RecommendedAction]] = {}
+    @lru_cache(maxsize=4096)  # a function of the signals and dimensions, and alerts repeat few of them
+    def actions(signals: tuple[str, ...], dimensions: tuple[str, ...]) -> tuple[RecommendedAction, ...]:
+        return tuple(recommend(playbook, rules, signals, dimensions))  # frozen models: safe to share
 
     def make(
         key: str,
@@ -60,12 +61,6 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
         lifetime: float,
         now_ms: int,
     ) -> ChurnAlert:
-        case = (tuple(signals), tuple(dimensions))
-        actions = known.get(case)
-        if actions is None:
-            if len(known) >= 4096:
-                known.clear()
-            actions = known[case] = recommend(playbook, rules, signals, dimensions)
         return ChurnAlert(
             alert_id=str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}")),
             customer_key=key,
@@ -78,7 +73,7 @@ def _alert_maker(policy: Policy) -> Callable[..., ChurnAlert]:
             triggered_at=datetime.fromtimestamp(instant / 1000, UTC),
             lifetime_value=lifetime,
             emitted_at=datetime.fromtimestamp(now_ms / 1000, UTC),
-            actions=list(actions),
+            actions=list(actions(tuple(signals), tuple(dimensions))),
         )
 
     return make
