@@ -133,9 +133,12 @@ def _fill_customers(settings: Settings, cfg: ApiBenchConfig) -> dict[str, int]:
         f"INSERT INTO {db}.identity_links SELECT concat('anon:a', toString(number)), 'anon', "
         f"concat('C-', toString(number)), '', toDateTime({t0}), concat('e-', toString(number)), 1 "
         f"FROM numbers({n})",
-        f"INSERT INTO {db}.churn_alerts SELECT concat('alert-', toString(c)), {key}, 'high', 'elevated', 3, "
+        f"INSERT INTO {db}.churn_alerts (alert_id, customer_key, level, previous_level, dissatisfied_90d, "
+        "experience_keys, signals, dimensions, triggered_at, lifetime_value, emitted_at, actions, action_texts) "
+        f"SELECT concat('alert-', toString(c)), {key}, 'high', 'elevated', 3, "
         f"['contact:k1', 'contact:k2', 'contact:k3'], ['long_wait'], ['respect'], toDateTime({t0} + c % 2592000), "
-        f"0.0, now() FROM (SELECT number * 25 AS c FROM numbers({n // 25}))",
+        "0.0, now(), ['personal_callback'], ['Call the customer back personally'] "
+        f"FROM (SELECT number * 25 AS c FROM numbers({n // 25}))",
     ]
     for sql in statements:
         ch.execute(sql)
