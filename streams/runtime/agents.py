@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import faust
 from cx_core import kafka_partition
 from faust.types import Message as KafkaMessage
 from faust.types import StreamT
@@ -38,6 +39,7 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
+_QUEUED = 4  # an agent's queue: fetches taken and not yet processed (pressure pauses them at 3)
 _STITCH_MESSAGES = 256  # stitch messages per core call (each holds one ingest batch's items for a partition)
 
 
@@ -81,7 +83,10 @@ class Pipeline:
         self.batches = Batches(app)
         touchpoints, stitch, claims = (
             # A queue item is a fetch's messages: a few in flight hold the consumer back, not 8,192.
-            app.topic(name, value_type=bytes, value_serializer="raw", key_serializer="raw", maxsize=4)
+            # (faust.Topic itself: App.topic drops `maxsize`.)
+            faust.Topic(
+                app, topics=[name], value_type=bytes, value_serializer="raw", key_serializer="raw", maxsize=_QUEUED
+            )
             for name in (TOUCHPOINTS, STITCH, CLAIMS)
         )
         self.agents = {
@@ -159,12 +164,17 @@ class Pipeline:
     # --- stage 1: ingest ---------------------------------------------------------------------------
 
     async def ingest_agent(self, stream: StreamT[list[KafkaMessage]]) -> None:
+        await self._in_parts(stream, self.settings.ingest_batch_max, self.ingest_batch)
+
+    async def _in_parts(
+        self, stream: StreamT[list[KafkaMessage]], most: int, handle: Callable[[Sequence[KafkaMessage]], Any]
+    ) -> None:
+        """Each fetch's current messages to `handle`, `most` at a time, held while the flusher is full."""
         await self.started()
-        most = self.settings.ingest_batch_max
         async for fetched in stream:
             messages = self.batches.take(fetched)
             for start in range(0, len(messages), most):
-                await self.ingest_batch(messages[start : start + most])
+                await handle(messages[start : start + most])
                 await self.flusher.backpressure()
 
     async def ingest_batch(self, fetched: Sequence[KafkaMessage]) -> None:
@@ -217,12 +227,7 @@ class Pipeline:
     # --- stage 2: stitch, experiences, journeys, alerts ----------------------------------------------
 
     async def stitch_agent(self, stream: StreamT[list[KafkaMessage]]) -> None:
-        await self.started()
-        async for fetched in stream:
-            messages = self.batches.take(fetched)
-            for start in range(0, len(messages), _STITCH_MESSAGES):
-                await self.stitch_batch(messages[start : start + _STITCH_MESSAGES])
-                await self.flusher.backpressure()
+        await self._in_parts(stream, _STITCH_MESSAGES, self.stitch_batch)
 
     async def stitch_batch(self, messages: Sequence[KafkaMessage]) -> None:
         """Apply the stitch messages to their partitions' states; ack once their outputs are stored."""

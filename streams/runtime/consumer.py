@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from functools import partial
+from time import monotonic
 from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import Message
+from faust.types import TP, Message
 from mode import Service
 
 __all__ = ["App", "Batches", "BatchingConsumer"]
@@ -113,10 +115,33 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             unset_flag(flag_consumer_fetching)
 
     async def _deliver(self, topic: str, messages: list[Message]) -> None:
-        """One list to each channel that reads `topic` (each agent's stream has one)."""
-        for channel in list(self.app.topics):
-            if topic in channel.topics:  # type: ignore[attr-defined]  # every conductor channel is a topic
-                await channel.queue.put(messages)
+        """The list to the one channel that reads `topic` (the agent's stream), as Faust's conductor
+        delivers an event: without waiting while there is room, pausing the fetch of the list's
+        partitions while the queue is under pressure (the other topics keep flowing), and waiting for
+        room only when it is full, in a way a rebalance's clearing of the queue ends quietly (the
+        messages were not tracked yet: whoever owns their partitions next reads them again)."""
+        readers = [c for c in self.app.topics if topic in c.topics]  # type: ignore[attr-defined]  # all topics
+        if len(readers) != 1:
+            # Acks go straight to the consumer: a second reader's outputs could be committed unstored.
+            raise RuntimeError(f"a batched topic needs exactly one reader: {topic} has {len(readers)}")
+        await self.app.flow_control.acquire()  # as the conductor: nothing is delivered while a rebalance runs
+        queue = readers[0].queue
+        if queue.full():
+            await asyncio.wait([asyncio.ensure_future(queue.put(messages))])
+            return
+        tps = {TP(m.topic, m.partition) for m in messages}  # Faust's TP: a fetched message's tp is aiokafka's
+        queue.put_nowait_enhanced(
+            messages, on_pressure_high=partial(self._pause, tps), on_pressure_drop=partial(self._resume, tps)
+        )
+
+    def _pause(self, tps: set[TP]) -> None:
+        self.app.sensors.on_topic_buffer_full(next(iter(tps)))
+        for tp in tps:
+            self.on_buffer_full(tp)
+
+    def _resume(self, tps: set[TP]) -> None:
+        for tp in tps:
+            self.on_buffer_drop(tp)
 
 
 class Transport(faust_aiokafka.Transport):
@@ -157,10 +182,15 @@ class Batches:
                 if not m.tracked:
                     m.tracked = True
                     track(m)
+        inbound = app.monitor.stream_inbound_time  # Faust's check for streams that stopped reading
+        now = monotonic()
+        for tp in {TP(m.topic, m.partition) for m in current}:
+            inbound[tp] = now
         return current
 
     async def ack(self, messages: Sequence[Message]) -> None:
         """Their offsets may be committed (after the rows and writes they caused are stored)."""
-        ack = self.app.consumer.ack
+        ack, out = self.app.consumer.ack, self.app.sensors.on_message_out
         for m in messages:
-            ack(m)
+            if ack(m):
+                out(m.tp, m.offset, m)
