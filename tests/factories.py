@@ -6,6 +6,9 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import TopicPartition
+from faust.types.tuples import ConsumerMessage
+
 from schemas.records import TouchpointRecord
 from streams.domain.customer import DAY_MS, Policy
 from streams.domain.ingest import IngestConfig, Message, ingest
@@ -67,3 +70,9 @@ def policy(**overrides: Any) -> Policy:
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def kafka_message(topic: str, partition: int, offset: int, value: bytes | None, generation: int = 0) -> ConsumerMessage:
+    """A fetched record as Faust's aiokafka driver hands it on: `tp` is aiokafka's TopicPartition, not Faust's TP."""
+    tp: Any = TopicPartition(topic, partition)  # what the driver passes, though Faust annotates its TP
+    return ConsumerMessage(topic, partition, offset, 1.7e9, 0, None, None, value, None, tp=tp, generation_id=generation)

@@ -11,7 +11,6 @@ import orjson
 import pytest
 from aiokafka.partitioner import murmur2
 from cx_core import kafka_partition
-from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from streams.runtime.app import create_app
 from streams.runtime.flush import Flusher
 from streams.runtime.metrics import PipelineMetrics
 from streams.runtime.topics import CHANGELOG, CLAIMS, DLQ, LINKS, STITCH, TOUCHPOINTS
-from tests.factories import touchpoint
+from tests.factories import kafka_message, touchpoint
 
 
 class MemorySender:
@@ -120,10 +119,8 @@ def fetched(app: Any, topic: str, *values: bytes, partition: int = 0) -> list[Co
     """What the consumer hands an agent for one fetch: the topic's messages, as Faust builds them."""
     out = []
     for value in values:
-        offset = _offsets[topic, partition]
+        out.append(kafka_message(topic, partition, _offsets[topic, partition], value, app.consumer_generation_id))
         _offsets[topic, partition] += 1
-        out.append(ConsumerMessage(topic, partition, offset, 1.7e9, 0, None, None, value, None,
-                                   tp=TP(topic, partition), generation_id=app.consumer_generation_id))  # fmt: skip
     return out
 
 

@@ -8,21 +8,18 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka import TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from schemas.settings import Settings
 from streams.runtime.app import create_app
+from tests.factories import kafka_message
 
 TOPIC = "cx.touchpoints"
 
 
 def _messages(partition: int, n: int = 2) -> list[ConsumerMessage]:
-    """As Faust's aiokafka driver makes them: `tp` is aiokafka's TopicPartition, not Faust's TP."""
-    tp = TopicPartition(TOPIC, partition)
-    return [ConsumerMessage(TOPIC, partition, offset, 1.7e9, 0, None, None, b"{}", None, tp=tp)  # type: ignore[arg-type]
-            for offset in range(n)]  # fmt: skip
+    return [kafka_message(TOPIC, partition, offset, b"{}") for offset in range(n)]
 
 
 @pytest.fixture
