@@ -97,6 +97,13 @@ class Batch:
     def tables(self) -> list[str]:
         return sorted({*self.rows, *self.chunks}, key=_order)
 
+    def clear(self) -> None:
+        """Let go of every row: called in the writer's thread once they are stored, so a flush's rows are
+        freed there (the core frees its large buffers with the GIL released) and not by the agents' loop."""
+        self.rows.clear()
+        self.chunks.clear()
+        self.count = 0
+
 
 class ClickHouseWriter:
     """Inserts a Batch table by table; waits out outages, and isolates rows ClickHouse refuses for good.

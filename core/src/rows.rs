@@ -90,6 +90,20 @@ pub struct Rows {
     tuple_new: Py<PyAny>,
 }
 
+/// A flush's rows are freed by the writer's thread once stored (`sinks.writer.Batch.clear`): cells of a
+/// large buffer are freed with the GIL released, so the agents go on meanwhile.
+impl Drop for Rows {
+    fn drop(&mut self) {
+        if self.buf.cells.len() >= FREE_DETACHED {
+            let cells = std::mem::take(&mut self.buf.cells);
+            Python::attach(|py| py.detach(move || drop(cells)));
+        }
+    }
+}
+
+/// Fewer cells than this are freed faster than the GIL is handed over and back.
+const FREE_DETACHED: usize = 4096;
+
 impl Rows {
     /// `tuple_new` is `tuple.__new__`, which makes an instance of `row_class` from its fields.
     pub fn new(py: Python<'_>, buf: RowBuf, row_class: &Py<PyAny>, tuple_new: &Py<PyAny>) -> Rows {

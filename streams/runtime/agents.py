@@ -17,10 +17,10 @@ from faust.types import Message as KafkaMessage
 from faust.types import StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest, IdentityLink
+from schemas.records import DLQ_HEADER_PREFIX, DLQ_ORIGIN_HEADER, DeadLetter, ForgetRequest
 from schemas.rows import ErasureRow, Table
 from schemas.settings import Settings
-from streams.domain.arbiter import Arbitration, arbitrate
+from streams.domain.arbiter import Arbitration, Link, arbitrate
 from streams.domain.codec import Item, decode_claims, encode_items
 from streams.domain.dead_letters import dead_letter_row
 from streams.domain.identity import IdentityGraph
@@ -186,14 +186,15 @@ class Pipeline:
             for m in fetched
         ]
         result = ingest_routed(messages, self.ingest_cfg, now, self.routing.get, self.partitions)
+        m = self.metrics
         for channel, n in result.channels:
-            self.metrics.touchpoints.labels(channel).inc(n)
+            m.child(m.touchpoints, channel).inc(n)
         for dead in result.rejected:
-            self.metrics.rejections.labels(dead.reason.value).inc()
+            m.child(m.rejections, dead.reason.value).inc()
         if result.replaced_timestamps:
-            self.metrics.kafka_timestamps_replaced.inc(result.replaced_timestamps)
+            m.kafka_timestamps_replaced.inc(result.replaced_timestamps)
         for name, n in result.pii_hashed.items():
-            self.metrics.pii_hashed.labels(name).inc(n)
+            m.child(m.pii_hashed, name).inc(n)
         self.flusher.add_futures(await self._send_ingest(result.stitch, result.claims, result.rejected))
         if result.rejected:
             self.flusher.add_rows({Table.DEAD_LETTERS: [dead_letter_row(d) for d in result.rejected]})
@@ -264,26 +265,27 @@ class Pipeline:
             self.flusher.add_changelog(partition, out.changed)
         if alerts:
             self.flusher.add_send(lambda: self._send_alerts(alerts))
+        child = m.child
         for name, n in out.signals.items():
-            m.signals.labels(name).inc(n)
+            child(m.signals, name).inc(n)
         for outcome, n in out.outcomes_decided.items():
-            m.alert_outcomes.labels(outcome).inc(n)
+            child(m.alert_outcomes, outcome).inc(n)
         for a in alerts:
-            m.churn_alerts.labels(a.level).inc()
+            child(m.churn_alerts, a.level).inc()
             for action in a.actions:  # the playbook's ids: as few as its actions
-                m.alert_actions.labels(action.action).inc()
+                child(m.alert_actions, action.action).inc()
         if out.duplicates:
             m.duplicates.inc(out.duplicates)
         for jtype, n in out.journeys_opened.items():
-            m.journeys_opened.labels(jtype).inc(n)
+            child(m.journeys_opened, jtype).inc(n)
         for (jtype, status), n in out.journeys_closed.items():
-            m.journeys_closed.labels(jtype, status).inc(n)
+            child(m.journeys_closed, jtype, status).inc(n)
         for jtype, seconds in out.journey_seconds:
-            m.journey_duration.labels(jtype).observe(seconds)
+            child(m.journey_duration, jtype).observe(seconds)
         if out.merges:
             m.identity_merges.inc(out.merges)
         if out.erased:
-            m.erasures.labels("state").inc(out.erased)
+            child(m.erasures, "state").inc(out.erased)
         self._publish_held()
 
     def _publish_held(self) -> None:
@@ -347,7 +349,7 @@ class Pipeline:
                         for link in arb.links[seen:]:  # in claim order: a later forget in the batch wins
                             self.routing.apply(link.identifier, link.customer_key)
             for reason, n in arb.conflicts.items():
-                self.metrics.identity_conflicts.labels(reason).inc(n)
+                self.metrics.child(self.metrics.identity_conflicts, reason).inc(n)
             self.metrics.identity_links.inc(len(arb.links))
             self.flusher.add_rows(
                 {
@@ -387,7 +389,7 @@ class Pipeline:
         )
 
     async def _send_identity(
-        self, links: list[IdentityLink], merges: dict[int, list[Item]], unlinked: list[str]
+        self, links: list[Link], merges: dict[int, list[Item]], unlinked: list[str]
     ) -> list[asyncio.Future[Any]]:
         # The merges are delivered first: the links topic is what a restarted arbiter rebuilds its graph
         # from, and a replayed claim whose links it already holds merges nothing. Links that landed
@@ -400,7 +402,7 @@ class Pipeline:
         records: dict[int, list[tuple[bytes, bytes | None]]] = defaultdict(list)
         for link in links:
             key = link.identifier.encode()
-            records[kafka_partition(key, self.partitions)].append((key, link.model_dump_json().encode()))
+            records[kafka_partition(key, self.partitions)].append((key, link.to_json()))
         for identifier in unlinked:  # tombstones: compaction removes the identifier from the topic
             key = identifier.encode()
             records[kafka_partition(key, self.partitions)].append((key, None))

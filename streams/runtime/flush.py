@@ -132,6 +132,11 @@ class Flusher:
                     await self.on_error(exc)
                 raise
 
+    def _store(self, batch: Batch) -> None:
+        """In the writer's thread: insert the batch, then free its rows there."""
+        self.writer.write(batch)
+        batch.clear()
+
     async def flush(self) -> None:
         async with self._lock:
             work, self.pending = self.pending, Pending()
@@ -142,7 +147,7 @@ class Flusher:
             loop = asyncio.get_running_loop()
             began = self.clock()
             if work.batch.count:
-                await loop.run_in_executor(self._executor, self.writer.write, work.batch)
+                await loop.run_in_executor(self._executor, self._store, work.batch)
             self.metrics.event_to_sink_lag.observe_flush(int(self.clock() * 1000), work.received_ms)
             # The items the stages forwarded (moved states above all) are delivered before the changelog
             # that no longer holds them: a kill in between must leave a state in one place at least.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
@@ -13,6 +14,8 @@ from prometheus_client.utils import floatToGoString
 
 from schemas.records import RejectReason
 from schemas.rows import OUTCOMES, ROWS_BY_TABLE
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 __all__ = ["LAG_BUCKETS", "LagHistogram", "PipelineMetrics"]
 
@@ -105,6 +108,21 @@ class PipelineMetrics:
     flush_pending_rows: Gauge
     assigned_partitions: Gauge
     changelog_records: Counter
+    # Not a field: every field is a metric (tests/unit/deploy/test_prometheus_rules.py reads them).
+    _children: ClassVar[dict[tuple[int, tuple[str, ...]], Any]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_children", {})
+
+    def child(self, metric: M, *labels: str) -> M:
+        """`metric.labels(*labels)`, looked up once: `labels()` validates and takes a lock on every call, and
+        the agents call it per signal, journey and alert of a batch. Label values are bounded sets (the
+        class doc), so this cache is too."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found  # type: ignore[no-any-return]
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:

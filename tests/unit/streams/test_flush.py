@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from prometheus_client import CollectorRegistry
@@ -104,3 +105,20 @@ async def test_forwarded_items_are_delivered_before_the_changelog_that_dropped_t
     forward.set_result(None)
     await flushing
     assert order == ["forwarded", "changelog"]
+
+
+async def test_a_flush_frees_its_rows_in_the_writer_s_thread_once_stored() -> None:
+    """The agents' loop never pays for freeing a flush's rows: the writer's thread lets go of them."""
+    seen: list[tuple[int, str]] = []
+
+    class Writer:
+        def write(self, batch: Batch) -> dict[str, int]:
+            seen.append((batch.count, threading.current_thread().name))
+            return {t: len(r) for t, r in batch.rows.items()}
+
+    flusher = Flusher(Writer(), PipelineMetrics.create(CollectorRegistry()), interval=3600)  # type: ignore[arg-type]
+    flusher.add_rows({"touchpoints": [("a",), ("b",)]})
+    batch = flusher.pending.batch
+    await flusher.flush()
+    assert seen == [(2, seen[0][1])] and seen[0][1].startswith("clickhouse")
+    assert (batch.count, batch.rows, batch.chunks) == (0, {}, {})

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from streams.runtime.metrics import LAG_BUCKETS, LagHistogram
+from streams.runtime.metrics import LAG_BUCKETS, LagHistogram, PipelineMetrics
 
 _DOC = "From the touchpoint's Kafka timestamp to its row committed in ClickHouse"
 
@@ -52,3 +52,16 @@ def test_the_exposition_names_every_bucket_as_prometheus_client_does() -> None:
     assert "cx_event_to_sink_lag_seconds_count 2.0" in text
     assert "cx_event_to_sink_lag_seconds_sum 1.01" in text
     assert "# TYPE cx_event_to_sink_lag_seconds histogram" in text
+
+
+def test_a_cached_child_is_the_labelled_series_itself() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics.create(registry)
+    child = metrics.child(metrics.signals, "late_delivery")
+    assert child is metrics.child(metrics.signals, "late_delivery")
+    child.inc(2)
+    metrics.signals.labels("late_delivery").inc()
+    assert registry.get_sample_value("cx_signals_total", {"signal": "late_delivery"}) == 3
+    # Same label values on another metric: another child.
+    other = metrics.child(metrics.churn_alerts, "high")
+    assert other is not child and other is metrics.churn_alerts.labels("high")
