@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.playbook import DEFAULT_PLAYBOOK, Playbook
 from schemas.records import ChurnAlert, TouchpointRecord
 from streams.domain.codec import Item
 from streams.domain.outputs import Output, alert_row
 from streams.domain.playbook import recommend
-from streams.domain.processor import PartitionState
+from streams.domain.processor import ALERT_NAMESPACE, PartitionState, alert_id
 from streams.domain.signals import Classifier
 from tests.factories import T0, days, policy, record
 from tests.reference.codec import decode_state
@@ -319,3 +323,8 @@ def test_a_held_episode_pruned_past_by_a_later_event_is_alerted_by_the_customer_
     assert (alert.customer_key, alert.triggered_at) == ("C1", T0 + days(2))
     assert alert.experience_keys == ["case:A0", "case:A1", "case:A2"]
     assert ps.expire(NOW + 2 * HOLD, watermark=0).alerts == []
+
+
+@given(st.text(max_size=80), st.integers(-(2**63), 2**63 - 1))
+def test_an_alert_id_is_the_uuid5_of_its_key_and_instant(key: str, instant: int) -> None:
+    assert alert_id(key, instant) == str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}"))
