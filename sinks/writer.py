@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from cx_core import Rows
+from cx_core import Rows, free_released
 
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import COLUMNS, DeadLetterRow, Table
@@ -99,10 +99,11 @@ class Batch:
 
     def clear(self) -> None:
         """Let go of every row: called in the writer's thread once they are stored, so a flush's rows are
-        freed there (the core frees its large buffers with the GIL released) and not by the agents' loop."""
+        freed there (the core frees its large buffers at once, with the GIL released), not by the agents' loop."""
         self.rows.clear()
         self.chunks.clear()
         self.count = 0
+        free_released()
 
 
 class ClickHouseWriter:

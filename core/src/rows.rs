@@ -90,19 +90,54 @@ pub struct Rows {
     tuple_new: Py<PyAny>,
 }
 
-/// A flush's rows are freed by the writer's thread once stored (`sinks.writer.Batch.clear`): cells of a
-/// large buffer are freed with the GIL released, so the agents go on meanwhile.
+/// A flush's rows are let go by the writer's thread once stored (`sinks.writer.Batch.clear`). A large
+/// buffer's cells are not freed there and then, GIL held, but set aside for `free_released`, which frees
+/// everything set aside in this thread with the GIL released once: one hand-over per flush, not one per
+/// buffer (each hand-back waits for the busy agents' thread to let go).
 impl Drop for Rows {
     fn drop(&mut self) {
-        if self.buf.cells.len() >= FREE_DETACHED {
+        if self.buf.cells.len() >= SET_ASIDE {
             let cells = std::mem::take(&mut self.buf.cells);
-            Python::attach(|py| py.detach(move || drop(cells)));
+            RELEASED.with(|released| {
+                let mut released = released.borrow_mut();
+                released.cells += cells.len();
+                released.buffers.push(cells);
+                if released.cells > RELEASED_MAX {
+                    // A thread that never calls free_released (the agents', a test's) frees them here.
+                    released.buffers.clear();
+                    released.cells = 0;
+                }
+            });
         }
     }
 }
 
-/// Fewer cells than this are freed faster than the GIL is handed over and back.
-const FREE_DETACHED: usize = 4096;
+/// Fewer cells than this are freed at once.
+const SET_ASIDE: usize = 4096;
+/// Cells set aside in one thread before they are freed at once anyway (about 130 MB).
+const RELEASED_MAX: usize = 4_000_000;
+
+#[derive(Default)]
+struct Released {
+    buffers: Vec<Vec<Cell>>,
+    cells: usize,
+}
+
+thread_local! {
+    static RELEASED: std::cell::RefCell<Released> = std::cell::RefCell::new(Released::default());
+}
+
+/// Free the large row buffers this thread has let go of since the last call, with the GIL released;
+/// returns how many cells that was.
+#[pyfunction]
+pub fn free_released(py: Python<'_>) -> usize {
+    let released = RELEASED.with(|released| std::mem::take(&mut *released.borrow_mut()));
+    let cells = released.cells;
+    if !released.buffers.is_empty() {
+        py.detach(move || drop(released));
+    }
+    cells
+}
 
 impl Rows {
     /// `tuple_new` is `tuple.__new__`, which makes an instance of `row_class` from its fields.

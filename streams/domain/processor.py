@@ -47,7 +47,7 @@ _NAMESPACE: Final = ALERT_NAMESPACE.bytes
 
 def alert_id(key: str, instant: int) -> str:
     """`str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}"))`, written without the UUID object, which cost
-    two thirds of making an alert (tests/unit/streams/test_alerts.py compares the two)."""
+    two thirds of making an alert (tests/unit/streams/test_processor.py compares the two)."""
     digest = bytearray(hashlib.sha1(_NAMESPACE + f"{key}|{instant}".encode(), usedforsecurity=False).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -116,9 +116,17 @@ async def test_a_flush_frees_its_rows_in_the_writer_s_thread_once_stored() -> No
             seen.append((batch.count, threading.current_thread().name))
             return {t: len(r) for t, r in batch.rows.items()}
 
+    cleared: list[str] = []
+
+    class Tracked(Batch):
+        def clear(self) -> None:
+            cleared.append(threading.current_thread().name)
+            super().clear()
+
     flusher = Flusher(Writer(), PipelineMetrics.create(CollectorRegistry()), interval=3600)  # type: ignore[arg-type]
+    batch = flusher.pending.batch = Tracked()
     flusher.add_rows({"touchpoints": [("a",), ("b",)]})
-    batch = flusher.pending.batch
     await flusher.flush()
     assert seen == [(2, seen[0][1])] and seen[0][1].startswith("clickhouse")
+    assert cleared == [seen[0][1]]  # after the write, in the writer's thread
     assert (batch.count, batch.rows, batch.chunks) == (0, {}, {})

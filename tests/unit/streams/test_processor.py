@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given
@@ -328,3 +328,18 @@ def test_a_held_episode_pruned_past_by_a_later_event_is_alerted_by_the_customer_
 @given(st.text(max_size=80), st.integers(-(2**63), 2**63 - 1))
 def test_an_alert_id_is_the_uuid5_of_its_key_and_instant(key: str, instant: int) -> None:
     assert alert_id(key, instant) == str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}"))
+
+
+def test_large_row_buffers_let_go_are_freed_at_once_by_free_released() -> None:
+    """What the writer's thread does after a flush (`Batch.clear`): one GIL hand-over for every buffer."""
+    import cx_core
+
+    cx_core.free_released()  # whatever an earlier test set aside in this thread
+    views = [record(event_type="page_view", event_id=f"view-{n}", at=T0 + timedelta(seconds=n)) for n in range(300)]
+    out = process(PartitionState(0, policy()), *views)
+    touchpoints = out.rows["touchpoints"]
+    assert isinstance(touchpoints, cx_core.Rows) and len(touchpoints) == 300
+    cells = 300 * len(touchpoints[0])
+    del out, touchpoints
+    assert cx_core.free_released() >= cells  # set aside when dropped, freed here
+    assert cx_core.free_released() == 0
