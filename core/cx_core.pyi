@@ -24,8 +24,8 @@ def kafka_partition(key: bytes, partitions: int) -> int:
 def may_hold_pii(text: str) -> bool:
     """False: `streams.domain.pii.redact_text` gives `text` back unchanged (no '@', no phone-like digit run)."""
 
-def free_released() -> int:
-    """Free the large row buffers this thread let go of, with the GIL released; the cells freed."""
+def free_detached(let_go: Callable[[], object]) -> int:
+    """Call `let_go`, then free the large row buffers it dropped at once, with the GIL released; the cells freed."""
 
 class Rows:
     """A table's rows made by the core: a sequence of the table's row tuples, serialized by `native_block`."""

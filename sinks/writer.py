@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from cx_core import Rows, free_released
+from cx_core import Rows, free_detached
 
 from schemas.errors import SinkError, SinkUnavailable
 from schemas.rows import COLUMNS, DeadLetterRow, Table
@@ -101,9 +101,8 @@ class Batch:
         """Let go of every row: called in the writer's thread once they are stored, so a flush's rows are
         freed there (the core frees its large buffers at once, with the GIL released), not by the agents' loop."""
         self.rows.clear()
-        self.chunks.clear()
+        free_detached(self.chunks.clear)  # the core's Rows
         self.count = 0
-        free_released()
 
 
 class ClickHouseWriter:

@@ -54,7 +54,7 @@ fn cx_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record::kafka_partition, m)?)?;
     m.add_function(wrap_pyfunction!(text::may_hold_pii, m)?)?;
     m.add_function(wrap_pyfunction!(changelog_roundtrip, m)?)?;
-    m.add_function(wrap_pyfunction!(rows::free_released, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::free_detached, m)?)?;
     m.add("IDENTIFIER_TYPES", ingest::IDENTIFIER_TYPES.to_vec())?;
     m.add("MAX_DEPTH", json::MAX_DEPTH)?;
     // What the core checks, for the test that holds it equal to the pydantic contract (schemas/).

@@ -90,22 +90,16 @@ pub struct Rows {
     tuple_new: Py<PyAny>,
 }
 
-/// A flush's rows are let go by the writer's thread once stored (`sinks.writer.Batch.clear`). A large
-/// buffer's cells are not freed there and then, GIL held, but set aside for `free_released`, which frees
-/// everything set aside in this thread with the GIL released once: one hand-over per flush, not one per
-/// buffer (each hand-back waits for the busy agents' thread to let go).
+/// A flush's rows are let go by the writer's thread once stored (`sinks.writer.Batch.clear`, through
+/// `free_detached`): inside that call a large buffer's cells are set aside, and freed with the others at
+/// its end with the GIL released: one hand-over per flush, not one per buffer (each hand-back waits for the
+/// busy agents' thread to let go). Anywhere else a buffer is freed where it is dropped.
 impl Drop for Rows {
     fn drop(&mut self) {
         if self.buf.cells.len() >= SET_ASIDE {
-            let cells = std::mem::take(&mut self.buf.cells);
             RELEASED.with(|released| {
-                let mut released = released.borrow_mut();
-                released.cells += cells.len();
-                released.buffers.push(cells);
-                if released.cells > RELEASED_MAX {
-                    // A thread that never calls free_released (the agents', a test's) frees them here.
-                    released.buffers.clear();
-                    released.cells = 0;
+                if let Some(set) = released.borrow_mut().as_mut() {
+                    set.push(std::mem::take(&mut self.buf.cells));
                 }
             });
         }
@@ -114,29 +108,25 @@ impl Drop for Rows {
 
 /// Fewer cells than this are freed at once.
 const SET_ASIDE: usize = 4096;
-/// Cells set aside in one thread before they are freed at once anyway (about 130 MB).
-const RELEASED_MAX: usize = 4_000_000;
-
-#[derive(Default)]
-struct Released {
-    buffers: Vec<Vec<Cell>>,
-    cells: usize,
-}
 
 thread_local! {
-    static RELEASED: std::cell::RefCell<Released> = std::cell::RefCell::new(Released::default());
+    /// The buffers set aside while this thread runs `free_detached` (None outside it).
+    static RELEASED: std::cell::RefCell<Option<Vec<Vec<Cell>>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Free the large row buffers this thread has let go of since the last call, with the GIL released;
-/// returns how many cells that was.
+/// Call `let_go` (which drops rows), then free the large buffers it let go of at once, with the GIL
+/// released; returns how many cells that was. `let_go`'s exception, if any, is raised after the freeing.
 #[pyfunction]
-pub fn free_released(py: Python<'_>) -> usize {
-    let released = RELEASED.with(|released| std::mem::take(&mut *released.borrow_mut()));
-    let cells = released.cells;
-    if !released.buffers.is_empty() {
-        py.detach(move || drop(released));
+pub fn free_detached(py: Python<'_>, let_go: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let outer = RELEASED.with(|released| released.borrow_mut().replace(Vec::new()));
+    let called = let_go.call0();
+    let set = RELEASED.with(|released| std::mem::replace(&mut *released.borrow_mut(), outer)).unwrap_or_default();
+    let cells = set.iter().map(Vec::len).sum();
+    if !set.is_empty() {
+        py.detach(move || drop(set));
     }
-    cells
+    called?;
+    Ok(cells)
 }
 
 impl Rows {

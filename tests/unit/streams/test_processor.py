@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -330,16 +331,21 @@ def test_an_alert_id_is_the_uuid5_of_its_key_and_instant(key: str, instant: int)
     assert alert_id(key, instant) == str(uuid.uuid5(ALERT_NAMESPACE, f"{key}|{instant}"))
 
 
-def test_large_row_buffers_let_go_are_freed_at_once_by_free_released() -> None:
+def test_large_row_buffers_let_go_inside_free_detached_are_freed_at_once_there() -> None:
     """What the writer's thread does after a flush (`Batch.clear`): one GIL hand-over for every buffer."""
     import cx_core
 
-    cx_core.free_released()  # whatever an earlier test set aside in this thread
     views = [record(event_type="page_view", event_id=f"view-{n}", at=T0 + timedelta(seconds=n)) for n in range(300)]
     out = process(PartitionState(0, policy()), *views)
     touchpoints = out.rows["touchpoints"]
     assert isinstance(touchpoints, cx_core.Rows) and len(touchpoints) == 300
     cells = 300 * len(touchpoints[0])
+    held = [touchpoints]
     del out, touchpoints
-    assert cx_core.free_released() >= cells  # set aside when dropped, freed here
-    assert cx_core.free_released() == 0
+    assert cx_core.free_detached(held.clear) == cells
+    # Dropped anywhere else, a buffer is freed where it is dropped: nothing is left for the next call.
+    again = process(PartitionState(0, policy()), *views).rows["touchpoints"]
+    del again
+    assert cx_core.free_detached(lambda: None) == 0
+    with pytest.raises(ZeroDivisionError):
+        cx_core.free_detached(lambda: 1 / 0)
