@@ -6,6 +6,7 @@
 pub mod clickhouse;
 pub mod codec;
 pub mod customer;
+pub mod entries;
 pub mod ingest;
 pub mod journeys;
 pub mod json;

@@ -1,8 +1,8 @@
 //! Stage 2 for one stitch partition: apply a batch of items to customer state and collect every output
 //! (rows by table, re-routed items, alerts, changed changelog values, counters), one call per batch.
 //!
-//! The customers' states live serialized in a map of the core's own (the changelog's bytes, ~200 bytes a
-//! customer, with one allocation for the key and one for the value); a touched state is decoded once per
+//! The customers' states live serialized in a table of the core's own (`entries`: the changelog's bytes,
+//! ~200 bytes a customer, in one allocation with the key); a touched state is decoded once per
 //! batch and encoded once at its end. Alerts are made by a Python callable (the pydantic `ChurnAlert`).
 
 use std::cmp::Reverse;
@@ -14,6 +14,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::codec::{self, Entry};
 use crate::customer::{event_hash, Applied, CustomerState, Fact, Outcome, Policy, RetroSignal, Watch, OUTCOMES};
+use crate::entries::Entries;
 use crate::journeys::{self, Journey, JourneyPolicy, Status, Touch, JOURNEY_TYPES};
 use crate::record::{self, ItemData, Record, Scalar};
 use crate::rows::{Cell, RowBuf, Rows};
@@ -153,12 +154,11 @@ pub struct Stage {
     partition: i64,
     policy: Policy,
     forward_ttl_ms: i64,
-    data: HashMap<Box<str>, Box<[u8]>>,
+    /// Each key's changelog value, and when its earliest open journey times out (the watermark).
+    entries: Entries,
     kinds: Kinds,
     #[pyo3(get)]
     max_event_ms: i64,
-    /// When a key's earliest open journey times out (the watermark).
-    due: DueIndex,
     forwards: IndexMap<String, i64>,
     held: IndexMap<String, i64>,
     /// When the window of a key's earliest undecided alert outcome ends (the partition's event time).
@@ -171,7 +171,7 @@ impl Stage {
     }
 
     fn load(&self, _py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
-        match self.data.get(key) {
+        match self.entries.get(key) {
             None => Ok(None),
             Some(value) => codec::decode_entry(value).map(Some).map_err(|e| {
                 pyo3::exceptions::PyValueError::new_err(format!("changelog value of {key} is damaged: {e}"))
@@ -180,7 +180,7 @@ impl Stage {
     }
 
     fn store(&mut self, _py: Python<'_>, key: &str, value: Vec<u8>, out: &mut Out) -> PyResult<()> {
-        self.data.insert(key.into(), value.as_slice().into());
+        self.entries.insert(key, &value);
         out.changed.insert(key.to_string(), Some(value));
         Ok(())
     }
@@ -194,7 +194,7 @@ impl Stage {
             .filter(|j| j.terminal == 0 && j.emitted == Status::Open)
             .map(|j| j.last + timeouts[j.jtype as usize])
             .min();
-        self.due.offer(&state.key, timeout);
+        self.entries.offer(&state.key, timeout);
         let recovery = self.policy.recovery;
         let window_end =
             state.watches.iter().filter(|w| !Outcome::is_decided(w.reported)).map(|w| w.at + recovery + 1).min();
@@ -402,15 +402,14 @@ impl Stage {
     fn store_forward(&mut self, py: Python<'_>, key: &str, target: &str, now_ms: i64, out: &mut Out) -> PyResult<()> {
         self.store(py, key, codec::encode_forward(target, now_ms), out)?;
         self.forwards.insert(key.to_string(), now_ms);
-        self.due.remove(key);
+        self.entries.clear_due(key);
         self.watches.remove(key);
         self.held.shift_remove(key);
         Ok(())
     }
 
     fn forget(&mut self, item: &ItemData, now_ms: i64, out: &mut Out) -> PyResult<()> {
-        let existed = self.data.remove(item.key.as_str()).is_some();
-        self.due.remove(&item.key);
+        let existed = self.entries.remove(&item.key);
         self.watches.remove(&item.key);
         self.forwards.shift_remove(&item.key);
         self.held.shift_remove(&item.key);
@@ -664,8 +663,9 @@ impl Stage {
             now_ms.div_euclid(1000),
         );
         out.rows[T_CUSTOMERS].push(Self::customer_row(row));
-        self.schedule(&state);
-        self.store(py, &key, codec::encode_state(&state), out)
+        self.store(py, &key, codec::encode_state(&state), out)?;
+        self.schedule(&state); // after the store: a deadline is kept beside the key's value
+        Ok(())
     }
 
     fn item(raw: &Bound<'_, PyAny>) -> PyResult<ItemData> {
@@ -852,10 +852,9 @@ impl Stage {
             partition,
             policy,
             forward_ttl_ms,
-            data: HashMap::new(),
+            entries: Entries::default(),
             kinds,
             max_event_ms: 0,
-            due: DueIndex::default(),
             forwards: IndexMap::new(),
             held: IndexMap::new(),
             watches: DueIndex::default(),
@@ -864,25 +863,25 @@ impl Stage {
 
     /// The serialized entry of a key (a copy), or None.
     fn get<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
-        self.data.get(key).map(|v| PyBytes::new(py, v))
+        self.entries.get(key).map(|v| PyBytes::new(py, v))
     }
 
     /// The keys held, in no particular order.
     fn keys(&self) -> Vec<String> {
-        self.data.keys().map(|k| k.to_string()).collect()
+        self.entries.iter().map(|(k, _)| k).collect()
     }
 
     fn __len__(&self) -> usize {
-        self.data.len()
+        self.entries.len()
     }
 
     fn __contains__(&self, key: &str) -> bool {
-        self.data.contains_key(key)
+        self.entries.contains(key)
     }
 
     /// (keys, serialized bytes) held.
     fn stats(&self) -> (usize, usize) {
-        (self.data.len(), self.data.values().map(|v| v.len()).sum())
+        (self.entries.len(), self.entries.value_bytes())
     }
 
     /// Anonymous keys whose alerts wait for identity.
@@ -898,14 +897,14 @@ impl Stage {
             let (key, value): (String, Option<Vec<u8>>) = entry?.extract()?;
             match value {
                 Some(v) => {
-                    self.data.insert(key.into(), v.into_boxed_slice());
+                    self.entries.insert(&key, &v);
                 }
                 None => {
-                    self.data.remove(key.as_str());
+                    self.entries.remove(&key);
                 }
             }
         }
-        let keys: Vec<String> = self.data.keys().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = self.entries.iter().map(|(k, _)| k).collect();
         for key in keys {
             match self.load(py, &key)? {
                 Some(Entry::Forward { created_ms, .. }) => {
@@ -957,21 +956,27 @@ impl Stage {
     /// Close journeys whose idle timeout passed, alert held episodes now due, drop old forwards.
     fn expire<'py>(&mut self, py: Python<'py>, now_ms: i64, watermark: i64) -> PyResult<Bound<'py, PyTuple>> {
         let mut out = Out::default();
-        while let Some(key) = self.due.pop_due(watermark) {
-            let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
-            let mut changed = false;
-            let mut journeys = std::mem::take(&mut entry.journeys);
-            for journey in journeys.iter_mut() {
-                if journey.emitted != journey.status(watermark, &self.policy.journeys) {
-                    entry.version = (entry.version + 1).max(now_ms);
-                    self.journey_row(&key, entry.version, journey, watermark, now_ms, &mut out)?;
-                    changed = true;
-                }
+        loop {
+            let due = self.entries.take_due(watermark);
+            if due.is_empty() {
+                break;
             }
-            entry.journeys = journeys;
-            self.schedule(&entry);
-            if changed {
-                self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+            for key in due {
+                let Some(Entry::State(mut entry)) = self.load(py, &key)? else { continue };
+                let mut changed = false;
+                let mut journeys = std::mem::take(&mut entry.journeys);
+                for journey in journeys.iter_mut() {
+                    if journey.emitted != journey.status(watermark, &self.policy.journeys) {
+                        entry.version = (entry.version + 1).max(now_ms);
+                        self.journey_row(&key, entry.version, journey, watermark, now_ms, &mut out)?;
+                        changed = true;
+                    }
+                }
+                entry.journeys = journeys;
+                if changed {
+                    self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+                }
+                self.schedule(&entry);
             }
         }
         while let Some(key) = self.watches.pop_due(self.max_event_ms) {
@@ -994,14 +999,14 @@ impl Stage {
             self.raise_alerts(py, &mut entry, false, now_ms, &mut out)?;
             let stale = self.stale_outcomes(&entry);
             self.report_outcomes(&mut entry, stale, now_ms, &mut out);
-            self.schedule(&entry);
             self.store(py, &key, codec::encode_state(&entry), &mut out)?;
+            self.schedule(&entry);
         }
         let old: Vec<String> =
             self.forwards.iter().filter(|(_, &at)| at + self.forward_ttl_ms < now_ms).map(|(k, _)| k.clone()).collect();
         for key in old {
             self.forwards.shift_remove(&key);
-            self.data.remove(key.as_str());
+            self.entries.remove(&key);
             out.changed.insert(key, None);
         }
         self.output(py, out)

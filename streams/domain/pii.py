@@ -59,9 +59,11 @@ def is_junk(value: str, blocklist: frozenset[str]) -> bool:
     )
 
 
-@lru_cache(maxsize=262_144)
 def normalize_phone(raw: str, region: str) -> str:
     """E.164 form of a phone number, read in `region` unless it carries a country code.
+
+    Not cached: a cache here would hold raw numbers. The worker's ingest remembers what it normalised
+    by keyed digests of the raw values instead (core/src/ingest.rs, `Known`).
 
     >>> normalize_phone("138 0013 8000", "CN")
     '+8613800138000'
@@ -83,9 +85,8 @@ def normalize_email(raw: str) -> str:
     return email
 
 
-@lru_cache(maxsize=262_144)
 def hash_pii(secret: bytes, kind: str, value: str) -> str:
-    """HMAC-SHA256 of `kind:value`, hex: the only form PII takes after ingest (cached: customers recur)."""
+    """HMAC-SHA256 of `kind:value`, hex: the only form PII takes after ingest (not cached: see above)."""
     return hmac.digest(secret, f"{kind}:{value}".encode(), "sha256").hex()
 
 
