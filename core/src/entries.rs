@@ -120,22 +120,24 @@ impl Entries {
         }
     }
 
+    fn slot_mut(&mut self, key: &str) -> Option<&mut Slot> {
+        let key = key.as_bytes();
+        self.table.find_mut(self.hash(key), |s| s.key() == key)
+    }
+
     /// Offer a held key a deadline: it keeps the earlier of this one and its own.
     pub fn offer(&mut self, key: &str, deadline: Option<i64>) {
         let Some(deadline) = deadline else { return };
-        let hash = self.hash(key.as_bytes());
-        if let Some(slot) = self.table.find_mut(hash, |s| s.key() == key.as_bytes()) {
-            if deadline < slot.due {
-                slot.due = deadline;
-                self.earliest = self.earliest.min(deadline);
-            }
+        let Some(slot) = self.slot_mut(key) else { return };
+        if deadline < slot.due {
+            slot.due = deadline;
+            self.earliest = self.earliest.min(deadline);
         }
     }
 
     /// Drop a key's deadline.
     pub fn clear_due(&mut self, key: &str) {
-        let hash = self.hash(key.as_bytes());
-        if let Some(slot) = self.table.find_mut(hash, |s| s.key() == key.as_bytes()) {
+        if let Some(slot) = self.slot_mut(key) {
             slot.due = NONE;
         }
     }
@@ -161,12 +163,9 @@ impl Entries {
         due.into_iter().map(|(_, key)| key).collect()
     }
 
-    /// Every key and value, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (String, &[u8])> {
-        self.table.iter().map(|s| {
-            let (key, value) = s.split();
-            (String::from_utf8_lossy(key).into_owned(), value)
-        })
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.table.iter().map(|s| String::from_utf8_lossy(s.key()).into_owned())
     }
 
     /// The values' bytes in all.
@@ -205,7 +204,7 @@ mod tests {
         assert!(!e.remove("a"));
         assert_eq!(e.len(), 2);
         assert_eq!(e.value_bytes(), 9);
-        let mut keys: Vec<String> = e.iter().map(|(k, _)| k).collect();
+        let mut keys: Vec<String> = e.keys().collect();
         keys.sort();
         assert_eq!(keys, vec![String::new(), long]);
     }

@@ -868,7 +868,7 @@ impl Stage {
 
     /// The keys held, in no particular order.
     fn keys(&self) -> Vec<String> {
-        self.entries.iter().map(|(k, _)| k).collect()
+        self.entries.keys().collect()
     }
 
     fn __len__(&self) -> usize {
@@ -904,7 +904,7 @@ impl Stage {
                 }
             }
         }
-        let keys: Vec<String> = self.entries.iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = self.entries.keys().collect();
         for key in keys {
             match self.load(py, &key)? {
                 Some(Entry::Forward { created_ms, .. }) => {
